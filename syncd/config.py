@@ -1,0 +1,446 @@
+"""The configuration file: pydantic models, loading with located errors, derived policy.
+
+Called by the CLI (and later the daemon) through ``load_config``. Every problem is
+reported with file, line, field and a fix; all problems are collected before raising.
+Secrets are never read from the YAML: only ``*_file`` (relative to
+``$CREDENTIALS_DIRECTORY`` when set) or ``*_env``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from syncd import yamlsrc
+from syncd.core.policy import Limit, Policy, Safety, TargetPolicy
+from syncd.core.render import template_errors
+from syncd.core.timeutil import parse_duration
+from syncd.errors import ConfigError, ConfigProblem
+
+DEFAULT_PATH = Path("/etc/syncd/syncd.yaml")
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, int | str):
+        return parse_duration(str(value))
+    return value
+
+
+def _limit(value: Any) -> Any:
+    if isinstance(value, Limit):
+        return value
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            return Limit(float(text[:-1]), percent=True)
+        return Limit(int(text))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a count (10) or a percentage (5%)") from exc
+
+
+Duration = Annotated[Any, BeforeValidator(_duration)]
+LimitField = Annotated[Any, BeforeValidator(_limit)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Model):
+    """A secret named by file or environment variable, never given inline."""
+
+    password_file: Path | None = None
+    password_env: str | None = None
+
+    def secret_problem(self) -> str | None:
+        if self.password_file is None and self.password_env is None:
+            return "no password_file or password_env given"
+        if self.password_file is not None:
+            path = resolve_secret_path(self.password_file)
+            if not path.is_file():
+                return f"password_file {path} does not exist"
+            if not os.access(path, os.R_OK):
+                return f"password_file {path} is not readable"
+        elif self.password_env and self.password_env not in os.environ:
+            return f"environment variable {self.password_env} is not set"
+        return None
+
+    def read_secret(self) -> str:
+        """The secret's value; callers must never log or print it."""
+        if self.password_file is not None:
+            return resolve_secret_path(self.password_file).read_text(encoding="utf-8").strip()
+        return os.environ.get(self.password_env or "", "")
+
+
+def resolve_secret_path(path: Path) -> Path:
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not path.is_absolute() and credentials:
+        return Path(credentials) / path
+    return path
+
+
+class FileSource(Model):
+    """Contracts from a local YAML, JSON or CSV file."""
+
+    type: Literal["file"] = "file"
+    path: Path
+    format: Literal["auto", "yaml", "json", "csv"] = "auto"
+    fields: dict[str, str] = Field(default_factory=dict)  # canonical name -> source's name
+    csv_delimiter: str = ","
+
+
+class UsernamePolicy(Model):
+    template: str = "{given_name}.{family_name}"
+    pattern: str = r"^[a-z][a-z0-9._-]{0,63}$"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class PolicyConfig(Model):
+    timezone: str = "UTC"
+    lead_time: Duration = "0s"
+    require_approval: bool = False
+    max_duration: Duration | None = None
+    delete_after: Duration | None = None
+    username: UsernamePolicy = UsernamePolicy()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+
+class SafetyConfig(Model):
+    max_orphan_disables: LimitField = Limit(10)
+    max_deletes: LimitField = Limit(10)
+
+
+class DisableConfig(Model):
+    """How an account is disabled: ppolicy lock, 389-ds nsAccountLock, or an attribute."""
+
+    method: Literal["ppolicy", "nsaccountlock", "attribute"] = "ppolicy"
+    attribute: str | None = None
+    disabled_value: str | None = None
+    enabled_value: str | None = None  # None: the attribute is absent when enabled
+
+
+DEFAULT_LDAP_ATTRIBUTES = {
+    "cn": "{given_name} {family_name}",
+    "sn": "{family_name}",
+    "givenName": "{given_name}",
+    "displayName": "{given_name} {family_name}",
+    "mail": "{email}",
+    "o": "{vendor}",
+    "description": "contractor: {contract_ids}",
+}
+
+
+class LdapTarget(SecretRef):
+    """An LDAP directory (OpenLDAP, 389-ds, generic)."""
+
+    type: Literal["ldap"]
+    url: str
+    start_tls: bool = False
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    allow_plaintext: bool = False
+    bind_dn: str
+    base_dn: str
+    key_attribute: str = "employeeNumber"
+    username_attribute: str = "uid"
+    dn_template: str = "uid={username},{base_dn}"
+    object_classes: list[str] = Field(default_factory=lambda: ["inetOrgPerson"])
+    attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LDAP_ATTRIBUTES))
+    disable: DisableConfig = DisableConfig()
+    native_expiry: bool = True
+    member_attribute: Literal["member", "uniqueMember"] = "member"
+    credential_attributes: list[str] = Field(
+        default_factory=lambda: ["userPassword", "sshPublicKey"]
+    )
+    conflict_base: str | None = None
+    page_size: int = Field(default=500, ge=1, le=10000)
+    timeout: int = Field(default=10, ge=1, le=600)
+    retries: int = Field(default=5, ge=0, le=50)
+
+
+TargetConfig = LdapTarget
+
+
+class AuditConfig(Model):
+    path: Path = Path("/var/log/syncd/audit.jsonl")
+
+
+class Config(Model):
+    """The whole configuration file."""
+
+    source: FileSource
+    policy: PolicyConfig = PolicyConfig()
+    safety: SafetyConfig = SafetyConfig()
+    roles: dict[str, dict[str, list[str]]]
+    targets: dict[str, TargetConfig]
+    audit: AuditConfig = AuditConfig()
+
+    def core_policy(self) -> Policy:
+        p = self.policy
+        return Policy(
+            timezone=ZoneInfo(p.timezone),
+            lead_time=p.lead_time,
+            require_approval=p.require_approval,
+            max_duration=p.max_duration,
+            delete_after=p.delete_after,
+            username_template=p.username.template,
+            username_pattern=re.compile(p.username.pattern),
+            roles=frozenset(self.roles),
+        )
+
+    def target_policy(self, name: str) -> TargetPolicy:
+        target = self.targets[name]
+        groups = {role: tuple(by_target.get(name, ())) for role, by_target in self.roles.items()}
+        return TargetPolicy(
+            name=name,
+            groups_by_role=MappingProxyType(groups),
+            attributes=MappingProxyType(dict(target.attributes)),
+            native_expiry=target.native_expiry,
+            safety=Safety(self.safety.max_orphan_disables, self.safety.max_deletes),
+        )
+
+
+_FIXES = {
+    "missing": "add this field",
+    "extra_forbidden": "remove it or correct its spelling",
+    "literal_error": "use one of the listed values",
+    "bool_type": "use true or false",
+    "bool_parsing": "use true or false",
+    "int_parsing": "use a whole number",
+    "float_parsing": "use a number",
+}
+
+
+_UNION_TAGS = frozenset({"ldap", "file"})
+
+
+def config_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get("SYNCD_CONFIG") or DEFAULT_PATH)
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate ``path``; raise ``ConfigError`` listing every problem."""
+    file = str(path)
+    try:
+        doc = yamlsrc.load(path)
+    except OSError as exc:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    None,
+                    "",
+                    f"cannot read: {exc.strerror}",
+                    "check the path and its permissions",
+                )
+            ]
+        ) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            [ConfigProblem(file, line, "", f"not valid YAML: {exc}", "fix the syntax")]
+        ) from exc
+    if not isinstance(doc.data, dict):
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    1,
+                    "",
+                    "expected a mapping at the top level",
+                    "start from config/syncd.yaml",
+                )
+            ]
+        )
+    problems = _inline_secrets(doc)
+    base = path.parent
+    data = _resolve_paths(doc.data, base)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _data_path(doc.data, err["loc"])
+            fix = _FIXES.get(err["type"], "")
+            problems.append(
+                ConfigProblem(file, doc.line(loc), yamlsrc.dotted(loc), err["msg"], fix)
+            )
+        raise ConfigError(problems) from exc
+    problems += _cross_check(config, doc)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _inline_secrets(doc: yamlsrc.LocatedYaml) -> list[ConfigProblem]:
+    problems = []
+    for name, target in (doc.data.get("targets") or {}).items():
+        if isinstance(target, dict) and "password" in target:
+            loc = ("targets", name, "password")
+            problems.append(
+                ConfigProblem(
+                    doc.file,
+                    doc.line(loc),
+                    yamlsrc.dotted(loc),
+                    "secrets are never read from the config file",
+                    "use password_file or password_env",
+                )
+            )
+            del target["password"]
+    return problems
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths in the config are relative to the config file's folder."""
+
+    def rel(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str(base / value)
+        return value
+
+    out = dict(data)
+    if isinstance(out.get("source"), dict):
+        out["source"] = {**out["source"], "path": rel(out["source"].get("path"))}
+    if isinstance(out.get("audit"), dict) and "path" in out["audit"]:
+        out["audit"] = {**out["audit"], "path": rel(out["audit"]["path"])}
+    if isinstance(out.get("targets"), dict):
+        targets = {}
+        for name, target in out["targets"].items():
+            if isinstance(target, dict) and target.get("ca_file"):
+                target = {**target, "ca_file": rel(target["ca_file"])}
+            targets[name] = target
+        out["targets"] = targets
+    return out
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> yamlsrc.Path_:
+    """Map a pydantic error location onto the document (skipping union tags)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        found = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if found:
+            node = node[part]
+        elif part in _UNION_TAGS:
+            continue
+        elif isinstance(node, dict | list):
+            path.append(part)
+            break
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _is_dn(value: str) -> bool:
+    try:
+        parse_dn(value)
+    except (LDAPInvalidDnError, ValueError, IndexError):
+        return False
+    return bool(value.strip())
+
+
+def _cross_check(config: Config, doc: yamlsrc.LocatedYaml) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+
+    def add(loc: yamlsrc.Path_, message: str, fix: str) -> None:
+        problems.append(ConfigProblem(doc.file, doc.line(loc), yamlsrc.dotted(loc), message, fix))
+
+    for role, by_target in config.roles.items():
+        for target_name, groups in by_target.items():
+            target = config.targets.get(target_name)
+            if target is None:
+                add(
+                    ("roles", role, target_name),
+                    f"no target named {target_name!r}",
+                    f"use one of: {', '.join(config.targets)}",
+                )
+                continue
+            for i, group in enumerate(groups):
+                if not _is_dn(group):
+                    add(
+                        ("roles", role, target_name, i),
+                        "group DN is not a valid DN",
+                        "write it like cn=developers,ou=groups,dc=example,dc=com",
+                    )
+    for name, target in config.targets.items():
+        where = ("targets", name)
+        problem = target.secret_problem()
+        if problem:
+            add(
+                (*where, "password_file" if target.password_file else "password_env"),
+                problem,
+                "point it at the bind password (file or environment variable)",
+            )
+        for field in ("bind_dn", "base_dn"):
+            if not _is_dn(getattr(target, field)):
+                add(
+                    (*where, field),
+                    "not a valid DN",
+                    "write it like ou=contractors,dc=example,dc=com",
+                )
+        if target.conflict_base is not None and not _is_dn(target.conflict_base):
+            add((*where, "conflict_base"), "not a valid DN", "use a DN such as dc=example,dc=com")
+        if "{username}" not in target.dn_template or not target.dn_template.endswith("{base_dn}"):
+            add(
+                (*where, "dn_template"),
+                "must contain {username} and end with {base_dn}",
+                "use e.g. uid={username},{base_dn}",
+            )
+        for attr, template in target.attributes.items():
+            for message in template_errors(template):
+                add(
+                    (*where, "attributes", attr),
+                    message,
+                    "placeholders: given_name, family_name, email, username, person, vendor, "
+                    "sponsor, contract_ids, attributes.NAME",
+                )
+        if target.disable.method == "attribute" and not (
+            target.disable.attribute and target.disable.disabled_value
+        ):
+            add(
+                (*where, "disable"),
+                "method attribute needs attribute and disabled_value",
+                "add attribute: and disabled_value:",
+            )
+        plain = target.url.lower().startswith("ldap://") and not target.start_tls
+        if plain and not target.allow_plaintext:
+            add(
+                (*where, "url"),
+                "the bind password would cross the network unencrypted",
+                "use ldaps://, set start_tls: true, or set allow_plaintext: true explicitly",
+            )
+        if not target.url.lower().startswith(("ldap://", "ldaps://")):
+            add(
+                (*where, "url"),
+                f"{target.url!r} is not an ldap:// or ldaps:// URL",
+                "use ldaps://host:636",
+            )
+    return problems

@@ -1,0 +1,107 @@
+"""Resolve contracts into one ``Person`` per person key at a given instant (SPEC §2).
+
+Pure: ``now`` is a parameter. Called by ``syncd.cycle`` before planning, and by
+``syncd expiring``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from syncd.core.model import Contract, Person, PersonState, Status
+from syncd.core.policy import Policy
+from syncd.core.timeutil import iso_utc
+
+
+def effective_end(contract: Contract, now: datetime) -> datetime:
+    """``min(end, terminated_at)``; a termination without a date ends at ``now``."""
+    if contract.status is Status.TERMINATED:
+        return min(contract.end, contract.terminated_at or now)
+    return contract.end
+
+
+def grant_time(contract: Contract, policy: Policy) -> datetime:
+    """When access starts: the contract start minus the lead time."""
+    return contract.start - policy.lead_time
+
+
+def may_grant(contract: Contract, policy: Policy) -> bool:
+    """Whether the contract's status and approval allow access at all."""
+    if contract.status is Status.CANCELLED:
+        return False
+    return not (policy.require_approval and not contract.approved_by)
+
+
+def in_effect(contract: Contract, policy: Policy, now: datetime) -> bool:
+    return may_grant(contract, policy) and grant_time(contract, policy) <= now < effective_end(
+        contract, now
+    )
+
+
+def resolve(contracts: Iterable[Contract], policy: Policy, now: datetime) -> dict[str, Person]:
+    """One ``Person`` per person key, from all of their valid contracts."""
+    by_person: dict[str, list[Contract]] = defaultdict(list)
+    for contract in contracts:
+        by_person[contract.person].append(contract)
+    return {key: _person(key, group, policy, now) for key, group in sorted(by_person.items())}
+
+
+def _person(key: str, contracts: list[Contract], policy: Policy, now: datetime) -> Person:
+    def by_end(c: Contract) -> tuple[datetime, datetime, str]:
+        return (effective_end(c, now), c.start, c.id)
+
+    effective = sorted((c for c in contracts if in_effect(c, policy, now)), key=by_end)
+    started = sorted(
+        (c for c in contracts if may_grant(c, policy) and grant_time(c, policy) <= now),
+        key=by_end,
+    )
+    upcoming = sorted(
+        grant_time(c, policy)
+        for c in contracts
+        if may_grant(c, policy) and grant_time(c, policy) > now
+    )
+    primary = (effective or sorted(contracts, key=by_end))[-1]
+    if effective:
+        state = PersonState.ACTIVE
+        end = effective_end(effective[-1], now)
+        ids = tuple(c.id for c in effective)
+        reason = f"contract {', '.join(ids)} in effect until {iso_utc(end)}"
+    elif started:
+        state = PersonState.ENDED
+        last = started[-1]
+        ids = tuple(c.id for c in started)
+        verb = "terminated" if last.status is Status.TERMINATED else "ended"
+        reason = f"contract {last.id} {verb} {iso_utc(effective_end(last, now))}"
+    else:
+        state = PersonState.FUTURE
+        ids = tuple(c.id for c in contracts)
+        reason = _not_started_reason(contracts, policy, now)
+    return Person(
+        key=key,
+        state=state,
+        username=primary.username,
+        email=primary.email,
+        given_name=primary.given_name,
+        family_name=primary.family_name,
+        vendor=primary.vendor,
+        sponsor=primary.sponsor,
+        roles=frozenset(r for c in effective for r in c.roles),
+        contract_ids=tuple(sorted(ids)),
+        access_end=effective_end(effective[-1], now) if effective else None,
+        last_end=effective_end(started[-1], now) if started else None,
+        next_start=upcoming[0] if upcoming else None,
+        reason=reason,
+        attributes=primary.attributes,
+    )
+
+
+def _not_started_reason(contracts: list[Contract], policy: Policy, now: datetime) -> str:
+    for contract in sorted(contracts, key=lambda c: (c.start, c.id)):
+        if contract.status is Status.CANCELLED:
+            continue
+        if not may_grant(contract, policy):
+            return f"contract {contract.id} awaits approval"
+        return f"contract {contract.id} starts {iso_utc(grant_time(contract, policy))}"
+    return f"contract {contracts[0].id} cancelled"

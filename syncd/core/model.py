@@ -1,0 +1,188 @@
+"""Frozen values that flow between the pipeline's stages. Pure: no I/O, no clock.
+
+Produced by ``core.contracts`` (contracts, invalid records), ``core.desired`` (people),
+target edges (observed accounts) and ``core.plan`` (actions); read by everything after.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class Status(enum.StrEnum):
+    """Contract status as the source states it."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A validated contract record, times as aware datetimes (end is exclusive)."""
+
+    id: str
+    person: str
+    email: str
+    given_name: str
+    family_name: str
+    username: str
+    roles: tuple[str, ...]
+    start: datetime
+    end: datetime
+    status: Status = Status.ACTIVE
+    terminated_at: datetime | None = None
+    vendor: str = ""
+    sponsor: str = ""
+    approved_by: str = ""
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    origin: str = ""  # "contracts.yaml:12": where the record came from
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A rejected source record: where it is, what is wrong and how to fix it."""
+
+    origin: str
+    contract_id: str
+    person: str  # "" when the record names no usable person
+    field: str
+    reason: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        who = f" (contract {self.contract_id})" if self.contract_id else ""
+        text = f"{self.origin}{who} {self.field}: {self.reason}"
+        return f"{text} (fix: {self.fix})" if self.fix else text
+
+
+class PersonState(enum.StrEnum):
+    """Where a person stands at ``now`` across all their contracts (SPEC §2)."""
+
+    ACTIVE = "active"  # some contract in effect
+    ENDED = "ended"  # none in effect, some already started
+    FUTURE = "future"  # nothing started yet (or only cancelled / awaiting approval)
+
+
+@dataclass(frozen=True)
+class Person:
+    """Everything the source says about one person, resolved at one instant."""
+
+    key: str
+    state: PersonState
+    username: str
+    email: str
+    given_name: str
+    family_name: str
+    vendor: str
+    sponsor: str
+    roles: frozenset[str]
+    contract_ids: tuple[str, ...]
+    access_end: datetime | None  # latest effective end among contracts in effect
+    last_end: datetime | None  # latest effective end among started contracts
+    next_start: datetime | None  # earliest grant time (start - lead) still ahead
+    reason: str
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class ObservedAccount:
+    """A managed account as a target sees it; ``groups`` holds managed group ids only."""
+
+    key: str
+    ref: str  # DN, SCIM id, ...
+    username: str
+    enabled: bool
+    expiry: datetime | None
+    has_credentials: bool
+    groups: frozenset[str] = frozenset()
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An unmanaged (or foreign) object stands where a person's account would go."""
+
+    target: str
+    person: str
+    username: str
+    ref: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a target holds in its managed scope, read in one pass per cycle."""
+
+    accounts: Mapping[str, ObservedAccount]  # by person key
+    conflicts: Mapping[str, Conflict] = field(default_factory=lambda: MappingProxyType({}))
+    missing_groups: frozenset[str] = frozenset()
+
+
+class ActionKind(enum.StrEnum):
+    """What a plan asks of a target. Order of declaration is the order of execution."""
+
+    DISABLE = "disable"
+    REMOVE_MEMBER = "remove_member"
+    REVOKE_CREDENTIALS = "revoke_credentials"
+    CREATE = "create"
+    UPDATE = "update"
+    SET_EXPIRY = "set_expiry"
+    ENABLE = "enable"
+    ADD_MEMBER = "add_member"
+    DELETE = "delete"
+
+
+ACTION_ORDER = {kind: i for i, kind in enumerate(ActionKind)}
+
+
+class Cause(enum.StrEnum):
+    """Why an action exists; safety limits apply to ORPHAN actions and to deletes."""
+
+    CONTRACT = "contract"  # a contract's own dates or roles call for it
+    ORPHAN = "orphan"  # the account's person is absent from the source
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to one target. ``ref`` is None when the target derives it (creates)."""
+
+    target: str
+    kind: ActionKind
+    person: str
+    username: str
+    ref: str | None
+    reason: str
+    contract_ids: tuple[str, ...] = ()
+    cause: Cause = Cause.CONTRACT
+    group: str = ""
+    changes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    expiry: datetime | None = None
+    held: str = ""  # non-empty: held by a safety limit, with the reason
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (ACTION_ORDER[self.kind], self.person, self.group)
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """The ordered actions for one target, with what could not be planned."""
+
+    target: str
+    actions: tuple[Action, ...]
+    conflicts: tuple[Conflict, ...] = ()
+    holds: tuple[str, ...] = ()  # one line per safety limit that was hit
+    managed: int = 0  # managed accounts observed
+
+    @property
+    def runnable(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if not a.held)
+
+    @property
+    def held(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.held)

@@ -1,0 +1,280 @@
+"""Desired people + observed accounts → an ordered plan with safety verdicts. Pure.
+
+Called by ``syncd.cycle`` once per target per cycle. The plan is deterministic: actions
+are sorted by kind (``ActionKind`` order: disables and removals first, deletes last),
+then person key, then group. Safety (SPEC §5): actions caused only by a person's absence
+from the source (orphans) and deletes are counted per target; over a limit they are all
+held. Actions a contract's own dates call for are never held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from syncd.core.model import (
+    Action,
+    ActionKind,
+    Cause,
+    Conflict,
+    Observed,
+    ObservedAccount,
+    Person,
+    PersonState,
+    TargetPlan,
+)
+from syncd.core.policy import TargetPolicy
+from syncd.core.render import render_attributes
+from syncd.core.timeutil import format_duration, iso_utc
+
+ORPHAN_REASON = "person absent from the source: treated as ended now"
+
+
+def same_instant(a: datetime | None, b: datetime | None) -> bool:
+    """Instants equal to the second (directories keep whole seconds)."""
+    if a is None or b is None:
+        return a is b
+    return int(a.timestamp()) == int(b.timestamp())
+
+
+def desired_groups(target: TargetPolicy, person: Person) -> frozenset[str]:
+    return frozenset(g for role in person.roles for g in target.groups_by_role.get(role, ()))
+
+
+def plan_target(
+    target: TargetPolicy,
+    people: Mapping[str, Person],
+    observed: Observed,
+    now: datetime,
+    *,
+    protected: frozenset[str] = frozenset(),
+    delete_after: timedelta | None = None,
+    allow_mass_change: bool = False,
+) -> TargetPlan:
+    """Plan one target. ``protected`` persons have invalid records: nothing is taken away
+    from them except what a valid contract's own end calls for."""
+    planner = _Planner(target, observed, now, protected, delete_after)
+    for key in sorted(set(people) | set(observed.accounts)):
+        planner.person(key, people.get(key), observed.accounts.get(key))
+    actions, holds = _safety(target, planner.actions, len(observed.accounts), allow_mass_change)
+    return TargetPlan(
+        target=target.name,
+        actions=tuple(sorted(actions, key=lambda a: a.sort_key)),
+        conflicts=tuple(planner.conflicts),
+        holds=tuple(holds),
+        managed=len(observed.accounts),
+    )
+
+
+class _Planner:
+    def __init__(
+        self,
+        target: TargetPolicy,
+        observed: Observed,
+        now: datetime,
+        protected: frozenset[str],
+        delete_after: timedelta | None,
+    ) -> None:
+        self.target = target
+        self.observed = observed
+        self.now = now
+        self.protected = protected
+        self.delete_after = delete_after
+        self.actions: list[Action] = []
+        self.conflicts: list[Conflict] = []
+        self.usernames = {a.username.lower(): a.key for a in observed.accounts.values()}
+
+    def person(self, key: str, person: Person | None, account: ObservedAccount | None) -> None:
+        if person is None:
+            if account is not None and key not in self.protected:
+                self.offboard(account, None, Cause.ORPHAN, ORPHAN_REASON, ())
+        elif person.state is PersonState.ACTIVE:
+            if account is None:
+                self.onboard(person)
+            else:
+                self.reconcile(person, account)
+        elif account is not None:
+            self.offboard(account, person, Cause.CONTRACT, person.reason, person.contract_ids)
+
+    def action(
+        self,
+        kind: ActionKind,
+        key: str,
+        username: str,
+        ref: str | None,
+        reason: str,
+        ids: tuple[str, ...],
+        *,
+        cause: Cause = Cause.CONTRACT,
+        group: str = "",
+        changes: Mapping[str, tuple[str, ...]] | None = None,
+        expiry: datetime | None = None,
+    ) -> None:
+        self.actions.append(
+            Action(
+                self.target.name,
+                kind,
+                key,
+                username,
+                ref,
+                reason,
+                ids,
+                cause,
+                group,
+                MappingProxyType(dict(changes or {})),
+                expiry,
+            )
+        )
+
+    def onboard(self, person: Person) -> None:
+        conflict = self.observed.conflicts.get(person.key)
+        owner = self.usernames.get(person.username.lower())
+        if conflict is None and owner is not None and owner != person.key:
+            conflict = Conflict(
+                self.target.name,
+                person.key,
+                person.username,
+                "",
+                f"username {person.username!r} is already used by person {owner!r}",
+            )
+        if conflict is not None:
+            self.conflicts.append(conflict)
+            return
+        self.usernames[person.username.lower()] = person.key
+        ids, reason = person.contract_ids, person.reason
+        attrs = {k: v for k, v in render_attributes(self.target.attributes, person).items() if v}
+        expiry = person.access_end if self.target.native_expiry else None
+        self.action(
+            ActionKind.CREATE,
+            person.key,
+            person.username,
+            None,
+            reason,
+            ids,
+            changes=attrs,
+            expiry=expiry,
+        )
+        for group in sorted(desired_groups(self.target, person)):
+            self.action(
+                ActionKind.ADD_MEMBER,
+                person.key,
+                person.username,
+                None,
+                _role_reason(self.target, person, group),
+                ids,
+                group=group,
+            )
+
+    def reconcile(self, person: Person, account: ObservedAccount) -> None:
+        key, user, ref = person.key, account.username, account.ref
+        ids, reason = person.contract_ids, person.reason
+        wanted = render_attributes(self.target.attributes, person)
+        changes = {
+            name: values
+            for name, values in wanted.items()
+            if sorted(values) != sorted(account.attributes.get(name, ()))
+        }
+        if changes:
+            self.action(ActionKind.UPDATE, key, user, ref, reason, ids, changes=changes)
+        if self.target.native_expiry and not same_instant(account.expiry, person.access_end):
+            self.action(
+                ActionKind.SET_EXPIRY, key, user, ref, reason, ids, expiry=person.access_end
+            )
+        if not account.enabled:
+            self.action(ActionKind.ENABLE, key, user, ref, reason, ids)
+        groups = desired_groups(self.target, person)
+        for group in sorted(groups - account.groups):
+            self.action(
+                ActionKind.ADD_MEMBER,
+                key,
+                user,
+                ref,
+                _role_reason(self.target, person, group),
+                ids,
+                group=group,
+            )
+        if key in self.protected:
+            return
+        for group in sorted(account.groups - groups):
+            self.action(
+                ActionKind.REMOVE_MEMBER,
+                key,
+                user,
+                ref,
+                f"no role in effect grants {group}",
+                ids,
+                group=group,
+            )
+
+    def offboard(
+        self,
+        account: ObservedAccount,
+        person: Person | None,
+        cause: Cause,
+        reason: str,
+        ids: tuple[str, ...],
+    ) -> None:
+        key, user, ref = account.key, account.username, account.ref
+        end = self.now if person is None else person.last_end
+        if account.enabled:
+            self.action(ActionKind.DISABLE, key, user, ref, reason, ids, cause=cause)
+        for group in sorted(account.groups):
+            self.action(
+                ActionKind.REMOVE_MEMBER, key, user, ref, reason, ids, cause=cause, group=group
+            )
+        if account.has_credentials:
+            self.action(ActionKind.REVOKE_CREDENTIALS, key, user, ref, reason, ids, cause=cause)
+        if (
+            self.target.native_expiry
+            and end is not None
+            and (account.expiry is None or account.expiry > end)
+        ):
+            self.action(ActionKind.SET_EXPIRY, key, user, ref, reason, ids, cause=cause, expiry=end)
+        if self.delete_after is None or (person is not None and person.state is PersonState.FUTURE):
+            return
+        ended = min(t for t in (end, account.expiry, self.now) if t is not None)
+        if ended + self.delete_after <= self.now:
+            why = (
+                f"access ended {iso_utc(ended)}, delete_after {format_duration(self.delete_after)}"
+            )
+            self.action(ActionKind.DELETE, key, user, ref, why, ids, cause=cause)
+
+
+def _role_reason(target: TargetPolicy, person: Person, group: str) -> str:
+    roles = sorted(r for r in person.roles if group in target.groups_by_role.get(r, ()))
+    return f"role {', '.join(roles)} ({', '.join(person.contract_ids)})"
+
+
+def _safety(
+    target: TargetPolicy, actions: list[Action], managed: int, allow: bool
+) -> tuple[list[Action], list[str]]:
+    holds: list[str] = []
+    if allow:
+        return actions, holds
+    orphans = {a.person for a in actions if a.cause is Cause.ORPHAN}
+    deletes = [a for a in actions if a.kind is ActionKind.DELETE]
+    limits = target.safety
+    hold_orphans = bool(orphans) and not limits.max_orphan_disables.allows(len(orphans), managed)
+    hold_deletes = bool(deletes) and not limits.max_deletes.allows(len(deletes), managed)
+    orphan_hold = (
+        f"{len(orphans)} orphan accounts exceed safety.max_orphan_disables "
+        f"{limits.max_orphan_disables} of {managed} managed"
+    )
+    delete_hold = (
+        f"{len(deletes)} deletes exceed safety.max_deletes {limits.max_deletes} "
+        f"of {managed} managed"
+    )
+    if hold_orphans:
+        holds.append(orphan_hold)
+    if hold_deletes:
+        holds.append(delete_hold)
+    out = []
+    for action in actions:
+        if hold_deletes and action.kind is ActionKind.DELETE:
+            action = replace(action, held=delete_hold)
+        elif hold_orphans and action.cause is Cause.ORPHAN:
+            action = replace(action, held=orphan_hold)
+        out.append(action)
+    return out, holds

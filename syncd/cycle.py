@@ -1,0 +1,103 @@
+"""One reconcile cycle: read the source, resolve people, observe and plan every target,
+then (unless previewing) apply. Called by the CLI commands ``plan`` and ``sync``.
+
+The source is read once and fully validated before any target is touched: a source
+that cannot be read changes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from syncd.apply import ApplyReport, apply_plan
+from syncd.audit import AuditWriter
+from syncd.config import Config
+from syncd.core.contracts import validate
+from syncd.core.desired import resolve
+from syncd.core.model import Contract, InvalidRecord, Observed, Person, PersonState, TargetPlan
+from syncd.core.plan import plan_target
+from syncd.errors import TargetError
+from syncd.sources import file as file_source
+from syncd.targets.base import Target
+from syncd.targets.ldap import LdapDirectory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CyclePlan:
+    """Everything one cycle decided, before anything is sent."""
+
+    at: datetime
+    contracts: list[Contract]
+    invalid: list[InvalidRecord]
+    people: dict[str, Person]
+    plans: list[TargetPlan] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # target -> why it has no plan
+
+
+def read_contracts(config: Config) -> tuple[list[Contract], list[InvalidRecord]]:
+    """Read and validate the source; ``SourceError`` when it is unusable as a whole."""
+    records = file_source.read(config.source)
+    return validate(records, config.core_policy())
+
+
+def open_target(config: Config, name: str) -> Target:
+    target = config.targets[name]
+    return LdapDirectory(name, target, config.target_policy(name).managed_groups)
+
+
+def plan_cycle(
+    config: Config,
+    now: datetime,
+    targets: dict[str, Target],
+    *,
+    allow_mass_change: bool = False,
+) -> CyclePlan:
+    contracts, invalid = read_contracts(config)
+    for record in invalid:
+        log.warning("invalid contract record: %s", record)
+    people = resolve(contracts, config.core_policy(), now)
+    cycle = CyclePlan(now, contracts, invalid, people)
+    protected = frozenset(r.person for r in invalid if r.person)
+    for name, target in targets.items():
+        try:
+            accounts, missing = target.observe()
+            wanted = [
+                (p.key, p.username)
+                for p in people.values()
+                if p.state is PersonState.ACTIVE and p.key not in accounts
+            ]
+            conflicts = target.find_conflicts(wanted) if wanted else {}
+        except TargetError as exc:
+            cycle.errors[name] = str(exc)
+            log.error("%s: cannot observe: %s", name, exc)
+            continue
+        for group in sorted(missing):
+            log.error("%s: managed group %s does not exist", name, group)
+        observed = Observed(accounts, conflicts, missing)
+        cycle.plans.append(
+            plan_target(
+                config.target_policy(name),
+                people,
+                observed,
+                now,
+                protected=protected,
+                delete_after=config.policy.delete_after,
+                allow_mass_change=allow_mass_change,
+            )
+        )
+    return cycle
+
+
+def apply_cycle(
+    cycle: CyclePlan, targets: dict[str, Target], audit: AuditWriter, correlation: str
+) -> list[ApplyReport]:
+    return [apply_plan(plan, targets[plan.target], audit, correlation) for plan in cycle.plans]
+
+
+def selected_targets(config: Config, only: Sequence[str]) -> list[str]:
+    return [name for name in config.targets if not only or name in only]

@@ -1,0 +1,161 @@
+"""Plans and results for people (one line per change) and for machines (``--json``).
+
+Called by the CLI. The JSON form is versioned (``"format": "syncd.plan/1"``) and
+documented in the README; fields are only ever added to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from syncd.apply import ApplyReport
+from syncd.core.model import Action, ActionKind, Person
+from syncd.core.timeutil import iso_utc
+from syncd.cycle import CyclePlan
+
+SYMBOLS = {
+    ActionKind.CREATE: ("+", "create"),
+    ActionKind.ENABLE: ("+", "enable"),
+    ActionKind.ADD_MEMBER: ("+", "add"),
+    ActionKind.UPDATE: ("~", "update"),
+    ActionKind.SET_EXPIRY: ("~", "expiry"),
+    ActionKind.DISABLE: ("-", "disable"),
+    ActionKind.REMOVE_MEMBER: ("-", "remove"),
+    ActionKind.REVOKE_CREDENTIALS: ("-", "revoke"),
+    ActionKind.DELETE: ("-", "delete"),
+}
+
+
+def action_line(action: Action) -> str:
+    symbol, verb = SYMBOLS[action.kind]
+    what = action.username
+    if action.group:
+        what += (" → " if action.kind is ActionKind.ADD_MEMBER else " ✕ ") + action.group
+    elif action.kind is ActionKind.UPDATE:
+        what += " " + ",".join(sorted(action.changes))
+    elif action.kind is ActionKind.SET_EXPIRY:
+        what += " → " + (iso_utc(action.expiry) if action.expiry else "none")
+    line = f"{symbol} {verb:<8} {what}  ({action.reason})"
+    if action.held:
+        line = f"! held   {line}  [held: {action.held}]"
+    return line
+
+
+def render_plan(cycle: CyclePlan) -> str:
+    out = [f"Plan at {iso_utc(cycle.at)}"]
+    for name, error in sorted(cycle.errors.items()):
+        out.append(f"{name}: NOT PLANNED: {error}")
+    for plan in cycle.plans:
+        out.append(f"{plan.target}: {plan.managed} managed accounts")
+        out += [f"  {action_line(a)}" for a in plan.actions]
+        out += [
+            f"  ! conflict {c.username}: {c.reason}" + (f" ({c.ref})" if c.ref else "")
+            for c in plan.conflicts
+        ]
+        out += [f"  ! safety hold: {h}" for h in plan.holds]
+        if not plan.actions and not plan.conflicts:
+            out.append("  (no changes)")
+    if cycle.invalid:
+        out.append(f"Invalid records ({len(cycle.invalid)}), ignored, nothing taken away:")
+        out += [f"  {r}" for r in cycle.invalid]
+    out.append(summary_line(cycle))
+    return "\n".join(out)
+
+
+def counts(cycle: CyclePlan) -> dict[str, int]:
+    tally: Counter[str] = Counter()
+    for plan in cycle.plans:
+        for action in plan.actions:
+            tally["held" if action.held else action.kind.value] += 1
+        tally["conflicts"] += len(plan.conflicts)
+    tally["invalid"] = len(cycle.invalid)
+    tally["target_errors"] = len(cycle.errors)
+    return {
+        k: tally[k]
+        for k in [*(k.value for k in ActionKind), "held", "conflicts", "invalid", "target_errors"]
+    }
+
+
+def summary_line(cycle: CyclePlan) -> str:
+    c = counts(cycle)
+    parts = [f"{n} {k.replace('_', ' ')}" for k, n in c.items() if n]
+    return "Summary: " + (", ".join(parts) if parts else "nothing to do")
+
+
+def plan_json(cycle: CyclePlan) -> dict[str, Any]:
+    return {
+        "format": "syncd.plan/1",
+        "at": iso_utc(cycle.at),
+        "targets": [
+            {
+                "name": plan.target,
+                "managed": plan.managed,
+                "actions": [_action_json(a) for a in plan.actions],
+                "conflicts": [
+                    {"person": c.person, "username": c.username, "ref": c.ref, "reason": c.reason}
+                    for c in plan.conflicts
+                ],
+                "holds": list(plan.holds),
+            }
+            for plan in cycle.plans
+        ],
+        "target_errors": dict(sorted(cycle.errors.items())),
+        "invalid": [
+            {
+                "origin": r.origin,
+                "contract_id": r.contract_id,
+                "person": r.person,
+                "field": r.field,
+                "reason": r.reason,
+                "fix": r.fix,
+            }
+            for r in cycle.invalid
+        ],
+        "summary": counts(cycle),
+    }
+
+
+def _action_json(action: Action) -> dict[str, Any]:
+    return {
+        "kind": action.kind.value,
+        "person": action.person,
+        "username": action.username,
+        "ref": action.ref,
+        "group": action.group or None,
+        "changes": {k: list(v) for k, v in sorted(action.changes.items())},
+        "expiry": iso_utc(action.expiry) if action.expiry else None,
+        "reason": action.reason,
+        "contract_ids": list(action.contract_ids),
+        "cause": action.cause.value,
+        "held": action.held or None,
+    }
+
+
+def render_results(reports: list[ApplyReport]) -> str:
+    out = []
+    for report in reports:
+        out.append(
+            f"{report.target}: {len(report.done)} done, {len(report.failed)} failed, "
+            f"{len(report.skipped)} not attempted"
+        )
+        for outcome in report.failed:
+            out.append(f"  FAILED {action_line(outcome.action)}: {outcome.detail}")
+        if report.unavailable:
+            out.append(f"  {report.unavailable}")
+    return "\n".join(out)
+
+
+def expiring_rows(people: list[Person]) -> list[dict[str, Any]]:
+    """Active people whose access ends, soonest first (``syncd expiring``)."""
+    ending = sorted((p for p in people if p.access_end), key=lambda p: (p.access_end, p.key))
+    return [
+        {
+            "person": person.key,
+            "username": person.username,
+            "end": iso_utc(person.access_end) if person.access_end else None,
+            "sponsor": person.sponsor or None,
+            "contract_ids": list(person.contract_ids),
+        }
+        for person in ending
+    ]

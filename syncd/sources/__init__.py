@@ -1,0 +1,1 @@
+"""Contract sources: each reads raw records and maps them onto canonical field names."""

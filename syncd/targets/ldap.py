@@ -1,0 +1,357 @@
+"""The ``ldap`` target: OpenLDAP, 389-ds or any LDAPv3 directory (SPEC §3).
+
+Called by ``syncd.cycle`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
+The managed scope is the base DN plus the person-key attribute: entries outside it, or
+inside it without the key, are never changed. Every value placed in a DN or a filter is
+escaped with ldap3's helpers, and every DN built is checked to sit under the base DN.
+Observation costs a fixed number of searches: one paged search of the managed entries,
+one per credential attribute, one base read per managed group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
+from ldap3.core.exceptions import LDAPInvalidDnError, LDAPNoSuchObjectResult
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+from syncd.audit import Outcome
+from syncd.config import LdapTarget
+from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
+from syncd.errors import PermanentError, TargetError
+from syncd.targets.base import Report
+from syncd.targets.ldapconn import LdapConnection, result_code
+
+log = logging.getLogger(__name__)
+LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
+# result codes that mean the change is already in place (value exists / is absent / gone)
+_ALREADY = {20: "already in place", 16: "already in place", 32: "already absent"}
+
+
+def normalize_dn(dn: str) -> str:
+    """A comparable form of a DN: attribute types and values lower-cased, no spacing."""
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+    except (LDAPInvalidDnError, ValueError, IndexError):
+        return dn.strip().lower()
+    return ",".join(f"{attr.lower()}={value.lower()}" for attr, value, _sep in parts)
+
+
+def generalized_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_generalized_time(value: str) -> datetime | None:
+    text = value.strip().rstrip("Z").split(".", 1)[0]
+    try:
+        return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _values(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, list | tuple):
+        return tuple(str(v) for v in raw)
+    return (str(raw),)
+
+
+class LdapDirectory:
+    """Observe and change the managed scope of one LDAP directory."""
+
+    def __init__(self, name: str, config: LdapTarget, groups: frozenset[str]) -> None:
+        self.name = name
+        self.config = config
+        self.conn = LdapConnection(config, name)
+        self.base = normalize_dn(config.base_dn)
+        self.groups = groups  # managed group DNs as configured
+        self._credentials: dict[str, set[str]] = {}
+
+    # -- observation -------------------------------------------------------------------
+    def observe(self) -> tuple[dict[str, ObservedAccount], frozenset[str]]:
+        cfg = self.config
+        lock_attr = self._lock_attribute()
+        attrs = [cfg.key_attribute, cfg.username_attribute, *cfg.attributes]
+        attrs += [a for a in (lock_attr, "pwdEndTime" if cfg.native_expiry else None) if a]
+        key_filter = f"({escape_filter_chars(cfg.key_attribute)}=*)"
+        entries = list(self.conn.paged(cfg.base_dn, key_filter, attrs))
+        self._credentials = {}
+        for cred in cfg.credential_attributes:
+            cred_filter = f"(&{key_filter}({escape_filter_chars(cred)}=*))"
+            for entry in self.conn.paged(cfg.base_dn, cred_filter, ["1.1"]):
+                self._credentials.setdefault(normalize_dn(entry["dn"]), set()).add(cred)
+        members, missing = self._memberships()
+        accounts: dict[str, ObservedAccount] = {}
+        for entry in sorted(entries, key=lambda e: str(e["dn"])):
+            account = self._account(entry, members, lock_attr)
+            if account is None:
+                continue
+            if account.key in accounts:
+                log.error(
+                    "%s: person %s has two managed entries, %s and %s; the second is "
+                    "ignored until one is removed",
+                    self.name,
+                    account.key,
+                    accounts[account.key].ref,
+                    account.ref,
+                )
+                continue
+            accounts[account.key] = account
+        return accounts, missing
+
+    def _memberships(self) -> tuple[dict[str, set[str]], frozenset[str]]:
+        """Member DN (normalized) -> managed groups; and the groups that do not exist."""
+        members: dict[str, set[str]] = {}
+        missing = set()
+        attr = self.config.member_attribute
+        for group in sorted(self.groups):
+            try:
+                entries = self.conn.call(partial(_read, dn=group, attributes=[attr]))
+            except PermanentError as exc:
+                if result_code(exc) != 32:
+                    raise
+                missing.add(group)
+                continue
+            for value in _values(entries.get(attr)):
+                members.setdefault(normalize_dn(value), set()).add(group)
+        return members, frozenset(missing)
+
+    def _account(
+        self, entry: dict[str, Any], members: Mapping[str, set[str]], lock_attr: str | None
+    ) -> ObservedAccount | None:
+        cfg = self.config
+        attributes = {k.lower(): _values(v) for k, v in entry["attributes"].items()}
+        keys = attributes.get(cfg.key_attribute.lower(), ())
+        dn = str(entry["dn"])
+        ndn = normalize_dn(dn)
+        if not keys or not ndn.endswith("," + self.base):
+            return None
+        expiry = None
+        if cfg.native_expiry:
+            end = attributes.get("pwdendtime", ())
+            expiry = parse_generalized_time(end[0]) if end else None
+        return ObservedAccount(
+            key=keys[0].lower(),
+            ref=dn,
+            username=(attributes.get(cfg.username_attribute.lower()) or ("",))[0],
+            enabled=self._enabled(attributes, lock_attr),
+            expiry=expiry,
+            has_credentials=bool(self._credentials.get(ndn)),
+            groups=frozenset(members.get(ndn, ())),
+            attributes={name: attributes.get(name.lower(), ()) for name in cfg.attributes},
+        )
+
+    def _lock_attribute(self) -> str | None:
+        method = self.config.disable
+        return {"ppolicy": "pwdAccountLockedTime", "nsaccountlock": "nsAccountLock"}.get(
+            method.method, method.attribute
+        )
+
+    def _enabled(self, attributes: Mapping[str, tuple[str, ...]], lock_attr: str | None) -> bool:
+        values = attributes.get((lock_attr or "").lower(), ())
+        method = self.config.disable
+        if method.method == "ppolicy":
+            return not values
+        if method.method == "nsaccountlock":
+            return not values or values[0].upper() != "TRUE"
+        return not values or values[0] != method.disabled_value
+
+    def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
+        cfg = self.config
+        base = cfg.conflict_base or cfg.base_dn
+        uid, key = cfg.username_attribute, cfg.key_attribute
+        conflicts: dict[str, Conflict] = {}
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            terms = "".join(
+                f"({escape_filter_chars(uid)}={escape_filter_chars(name)})"
+                f"({escape_filter_chars(key)}={escape_filter_chars(person)})"
+                for person, name in chunk
+            )
+            found = list(self.conn.paged(base, f"(|{terms})", [uid, key]))
+            for person, name in chunk:
+                for entry in found:
+                    reason = self._conflict_reason(entry, person, name)
+                    if reason:
+                        conflicts[person] = Conflict(
+                            self.name, person, name, str(entry["dn"]), reason
+                        )
+                        break
+        return conflicts
+
+    def _conflict_reason(self, entry: dict[str, Any], person: str, name: str) -> str:
+        attributes = {k.lower(): _values(v) for k, v in entry["attributes"].items()}
+        names = {v.lower() for v in attributes.get(self.config.username_attribute.lower(), ())}
+        keys = {v.lower() for v in attributes.get(self.config.key_attribute.lower(), ())}
+        inside = normalize_dn(str(entry["dn"])).endswith("," + self.base)
+        if person in keys and not inside:
+            return f"an entry outside {self.config.base_dn} carries this person's key"
+        if name.lower() in names and person not in keys:
+            owner = f"person {sorted(keys)[0]!r}" if keys else f"no {self.config.key_attribute}"
+            return f"username {name!r} is taken by an unmanaged entry ({owner})"
+        return ""
+
+    # -- changes -----------------------------------------------------------------------
+    def dn_for(self, action: Action) -> str:
+        if action.ref:
+            return action.ref
+        rdn_value = escape_rdn(action.username)
+        dn = self.config.dn_template.replace("{base_dn}", self.config.base_dn).replace(
+            "{username}", rdn_value
+        )
+        parts = parse_dn(dn)
+        parent = ",".join(f"{a}={v}" for a, v, _ in parts[1:])
+        if normalize_dn(parent) != self.base:
+            raise PermanentError(f"{dn!r} would not be directly under {self.config.base_dn}")
+        return dn
+
+    def apply(self, actions: Sequence[Action], report: Report) -> None:
+        if not actions:
+            return
+        kind = actions[0].kind
+        if kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
+            self._members(actions, report)
+            return
+        for action in actions:
+            try:
+                dn = self.dn_for(action)
+                detail = self._one(action, dn)
+            except PermanentError as exc:
+                report(Outcome(action, False, str(exc), action.ref))
+            else:
+                report(Outcome(action, True, detail, dn))
+
+    def _one(self, action: Action, dn: str) -> str:
+        kind = action.kind
+        if kind is ActionKind.CREATE:
+            self.conn.call(lambda c: c.add(dn, attributes=self._new_entry(action)))
+            return ""
+        if kind is ActionKind.DELETE:
+            return self._tolerant(lambda c: c.delete(dn))
+        changes = self._changes(action, dn)
+        if not changes:
+            return "nothing to change"
+        self.conn.call(lambda c: c.modify(dn, changes))
+        return ""
+
+    def _tolerant(self, operation: Any) -> str:
+        try:
+            self.conn.call(operation)
+        except PermanentError as exc:
+            code = result_code(exc)
+            if code not in _ALREADY:
+                raise
+            return _ALREADY[code]
+        return ""
+
+    def _new_entry(self, action: Action) -> dict[str, Any]:
+        cfg = self.config
+        entry: dict[str, Any] = {name: list(values) for name, values in action.changes.items()}
+        entry["objectClass"] = list(cfg.object_classes)
+        entry[cfg.key_attribute] = [action.person]
+        entry[cfg.username_attribute] = [action.username]
+        if action.expiry is not None:
+            entry["pwdEndTime"] = [generalized_time(action.expiry)]
+        if cfg.disable.method == "attribute" and cfg.disable.enabled_value is not None:
+            entry[cfg.disable.attribute or ""] = [cfg.disable.enabled_value]
+        return entry
+
+    def _changes(self, action: Action, dn: str) -> dict[str, list[tuple[str, list[str]]]]:
+        kind = action.kind
+        lock_attr = self._lock_attribute() or ""
+        if kind is ActionKind.UPDATE:
+            return {
+                name: [(MODIFY_REPLACE, list(values))] for name, values in action.changes.items()
+            }
+        if kind is ActionKind.SET_EXPIRY:
+            value = [generalized_time(action.expiry)] if action.expiry else []
+            return {"pwdEndTime": [(MODIFY_REPLACE, value)]}
+        if kind is ActionKind.DISABLE:
+            return {lock_attr: [(MODIFY_REPLACE, [self._disabled_value()])]}
+        if kind is ActionKind.ENABLE:
+            enabled = self.config.disable.enabled_value
+            if self.config.disable.method == "attribute" and enabled is not None:
+                return {lock_attr: [(MODIFY_REPLACE, [enabled])]}
+            return {lock_attr: [(MODIFY_REPLACE, [])]}
+        if kind is ActionKind.REVOKE_CREDENTIALS:
+            present = self._credentials.get(normalize_dn(dn)) or set(
+                self.config.credential_attributes
+            )
+            return {name: [(MODIFY_REPLACE, [])] for name in sorted(present)}
+        raise PermanentError(f"{self.name}: cannot apply {kind.value} to an account")
+
+    def _disabled_value(self) -> str:
+        method = self.config.disable
+        if method.method == "ppolicy":
+            return LOCKED_FOREVER
+        if method.method == "nsaccountlock":
+            return "TRUE"
+        return method.disabled_value or ""
+
+    def _members(self, actions: Sequence[Action], report: Report) -> None:
+        """Membership changes batched into one modify per group; when a batch is refused
+        (a member already there, or one bad value) each member is retried on its own."""
+        operation = MODIFY_ADD if actions[0].kind is ActionKind.ADD_MEMBER else MODIFY_DELETE
+        by_group: dict[str, list[tuple[Action, str]]] = {}
+        for action in actions:
+            try:
+                by_group.setdefault(action.group, []).append((action, self.dn_for(action)))
+            except PermanentError as exc:
+                report(Outcome(action, False, str(exc), action.ref))
+        for group, pairs in by_group.items():
+            try:
+                self._modify_members(group, operation, [dn for _, dn in pairs])
+            except PermanentError:
+                for action, dn in pairs:
+                    try:
+                        detail = self._tolerant(self._member_change(group, operation, dn))
+                    except PermanentError as exc:
+                        report(Outcome(action, False, str(exc), dn))
+                    else:
+                        report(Outcome(action, True, detail, dn))
+                continue
+            for action, dn in pairs:
+                report(Outcome(action, True, "", dn))
+
+    def _modify_members(self, group: str, operation: str, dns: list[str]) -> None:
+        changes = {self.config.member_attribute: [(operation, dns)]}
+        self.conn.call(lambda c: c.modify(group, changes))
+
+    def _member_change(self, group: str, operation: str, dn: str) -> Callable[[Connection], Any]:
+        changes = {self.config.member_attribute: [(operation, [dn])]}
+        return lambda c: c.modify(group, changes)
+
+    def check(self) -> list[str]:
+        try:
+            problems = []
+            for what, dn in [("base_dn", self.config.base_dn)] + [
+                ("group", g) for g in sorted(self.groups)
+            ]:
+                if not self.conn.call(partial(_exists, dn=dn)):
+                    problems.append(f"{self.name}: {what} {dn} does not exist")
+        except TargetError as exc:
+            return [str(exc)]
+        return problems
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _read(conn: Connection, dn: str, attributes: list[str]) -> dict[str, Any]:
+    conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=attributes)
+    return dict(conn.response[0]["attributes"]) if conn.response else {}
+
+
+def _exists(conn: Connection, dn: str) -> bool:
+    try:
+        conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
+    except LDAPNoSuchObjectResult:
+        return False
+    return bool(conn.response)

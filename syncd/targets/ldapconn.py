@@ -1,0 +1,178 @@
+"""One LDAP connection with verified TLS, error translation and retries.
+
+Used by ``syncd.targets.ldap``. Every ldap3 exception is translated here into
+``TemporaryError`` (server down, busy, timeout: retried with backoff, reconnecting when
+the connection broke) or ``PermanentError`` (with a message that says what to change).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from ldap3 import NONE, SUBTREE, Connection, Server, Tls
+from ldap3.core import exceptions as lx
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from syncd.config import LdapTarget
+from syncd.errors import PermanentError, TemporaryError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# result codes worth retrying: busy, unavailable, time limit, admin limit, unwilling is not
+_TEMPORARY_CODES = {3, 11, 51, 52, 80}
+_HINTS = {
+    32: "the entry or its parent does not exist",
+    50: "the bind account lacks the access rights; grant it write access to the managed "
+    "subtree and groups",
+    19: "a constraint refused the value (password policy or unique attribute)",
+    21: "the value does not fit the attribute's syntax",
+    65: "the entry would violate its object class (a required attribute is missing, or a "
+    "group would lose its last member)",
+    17: "the attribute is not in the server's schema; load the schema or drop the attribute "
+    "from the config",
+    49: "invalid credentials for bind_dn; check password_file / password_env",
+    68: "the entry already exists",
+}
+
+
+class LdapConnection:
+    """A lazily opened, automatically reopened, bound connection to one directory."""
+
+    def __init__(self, config: LdapTarget, name: str) -> None:
+        self.config = config
+        self.name = name
+        self._conn: Connection | None = None
+        self._retrying = Retrying(
+            stop=stop_after_attempt(config.retries + 1),
+            wait=wait_exponential_jitter(initial=0.2, max=20),
+            retry=retry_if_exception_type(TemporaryError),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+
+    def _before_retry(self, state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s: %s, retry %d", self.name, exc, state.attempt_number)
+
+    def _open(self) -> Connection:
+        cfg = self.config
+        tls = Tls(
+            validate=ssl.CERT_REQUIRED if cfg.tls_verify else ssl.CERT_NONE,
+            ca_certs_file=str(cfg.ca_file) if cfg.ca_file else None,
+            version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        server = Server(
+            cfg.url,
+            use_ssl=cfg.url.lower().startswith("ldaps://"),
+            tls=tls,
+            get_info=NONE,
+            connect_timeout=cfg.timeout,
+        )
+        conn = Connection(
+            server,
+            user=cfg.bind_dn,
+            password=cfg.read_secret(),
+            raise_exceptions=True,
+            receive_timeout=cfg.timeout,
+            read_only=False,
+            return_empty_attributes=False,
+        )
+        conn.open()
+        if cfg.start_tls:
+            conn.start_tls()
+        conn.bind()
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.unbind()
+            except lx.LDAPException:
+                log.debug("%s: unbind failed while closing", self.name)
+            self._conn = None
+
+    def call(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation`` on a bound connection, retrying temporary failures."""
+        result: T = self._retrying(self._once, operation)
+        return result
+
+    def _once(self, operation: Callable[[Connection], T]) -> T:
+        try:
+            if self._conn is None:
+                self._conn = self._open()
+            return operation(self._conn)
+        except lx.LDAPOperationResult as exc:
+            raise translate(exc, self.name) from exc
+        except (
+            lx.LDAPCommunicationError,
+            lx.LDAPSocketOpenError,
+            lx.LDAPSessionTerminatedByServerError,
+            lx.LDAPResponseTimeoutError,
+            OSError,
+        ) as exc:
+            self._drop()
+            raise TemporaryError(f"{self.name}: connection failed: {exc}") from exc
+        except (lx.LDAPSSLConfigurationError, lx.LDAPCertificateError, lx.LDAPStartTLSError) as exc:
+            self._drop()
+            raise PermanentError(
+                f"{self.name}: TLS failed ({exc}); check ca_file and the server certificate"
+            ) from exc
+        except lx.LDAPException as exc:
+            self._drop()
+            raise PermanentError(f"{self.name}: {exc}") from exc
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.unbind()
+            except (lx.LDAPException, OSError):
+                log.debug("%s: dropping a broken connection", self.name)
+            self._conn = None
+
+    def paged(
+        self, base: str, search_filter: str, attributes: list[str]
+    ) -> Iterator[dict[str, Any]]:
+        """All entries of a paged subtree search (one retryable unit: restarted on failure)."""
+
+        def run(conn: Connection) -> list[dict[str, Any]]:
+            entries = conn.extend.standard.paged_search(
+                base,
+                search_filter,
+                search_scope=SUBTREE,
+                attributes=attributes,
+                paged_size=self.config.page_size,
+                generator=False,
+            )
+            return [e for e in entries if e.get("type") == "searchResEntry"]
+
+        yield from self.call(run)
+
+
+def translate(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:
+    code = int(getattr(exc, "result", 0) or 0)
+    text = getattr(exc, "message", "") or getattr(exc, "description", "") or str(exc)
+    description = getattr(exc, "description", "") or type(exc).__name__
+    hint = _HINTS.get(code, "")
+    message = f"{name}: {description} ({code})" + (
+        f": {text}" if text and text != description else ""
+    )
+    if hint:
+        message += f"; {hint}"
+    if code in _TEMPORARY_CODES:
+        return TemporaryError(message)
+    return PermanentError(message)
+
+
+def result_code(exc: BaseException) -> int:
+    """The LDAP result code behind a translated error, or 0."""
+    cause = exc.__cause__
+    return int(getattr(cause, "result", 0) or 0)
