@@ -20,13 +20,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers.slapd import start_slapd  # noqa: E402
 
-
 # Accounts syncd made in earlier cycles: Carla's contract has ended since, Emeka was
 # terminated, and Gus's contract is gone from the source (an orphan).
 EARLIER = [
     ("carla.rossi", "Carla Rossi", "carla.rossi@vendor-a.example", "C-1003", ["wiki-editors"]),
-    ("emeka.obi", "Emeka Obi", "emeka.obi@vendor-b.example", "C-1005",
-     ["developers", "vpn-users"]),
+    ("emeka.obi", "Emeka Obi", "emeka.obi@vendor-b.example", "C-1005", ["developers", "vpn-users"]),
     ("gus.old", "Gus Old", "gus.old@vendor-c.example", "C-0042", ["ops"]),
 ]
 
@@ -34,14 +32,23 @@ EARLIER = [
 def seed(conn: Connection) -> None:
     for uid, cn, key, contract, groups in EARLIER:
         dn = f"uid={uid},ou=contractors,dc=example,dc=test"
-        conn.add(dn, attributes={
-            "objectClass": ["inetOrgPerson"], "uid": uid, "cn": cn, "sn": cn.split()[-1],
-            "employeeNumber": key, "userPassword": "demo-Password-1",
-            "description": f"contractor: {contract}", "pwdEndTime": "20301231230000Z",
-        })
+        conn.add(
+            dn,
+            attributes={
+                "objectClass": ["inetOrgPerson"],
+                "uid": uid,
+                "cn": cn,
+                "sn": cn.split()[-1],
+                "employeeNumber": key,
+                "userPassword": "demo-Password-1",
+                "description": f"contractor: {contract}",
+                "pwdEndTime": "20301231230000Z",
+            },
+        )
         for group in groups:
-            conn.modify(f"cn={group},ou=groups,dc=example,dc=test",
-                        {"member": [(MODIFY_ADD, [dn])]})
+            conn.modify(
+                f"cn={group},ou=groups,dc=example,dc=test", {"member": [(MODIFY_ADD, [dn])]}
+            )
 
 
 def banner(text: str) -> None:
@@ -66,16 +73,17 @@ def main() -> int:
         config = yaml.safe_load((ROOT / "config" / "syncd.yaml").read_text())
         config["source"]["path"] = str(ROOT / "config" / "contracts.yaml")
         ldap = config["targets"]["corp-ldap"]
-        ldap.update(url=server.ldaps_url, ca_file=str(server.ca_file),
-                    password_file=str(password))
+        ldap.update(url=server.ldaps_url, ca_file=str(server.ca_file), password_file=str(password))
         config["audit"]["path"] = str(work / "audit.jsonl")
         path = work / "syncd.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         tls = Tls(ca_certs_file=str(server.ca_file))
         ldaps = Server(server.ldaps_url, use_ssl=True, tls=tls)
         seed(Connection(ldaps, server.admin_dn, server.admin_password, auto_bind=True))
-        banner(f"slapd on {server.ldaps_url} with 3 contractors from earlier cycles; "
-               f"config {path.relative_to(ROOT)}")
+        banner(
+            f"slapd on {server.ldaps_url} with 3 contractors from earlier cycles; "
+            f"config {path.relative_to(ROOT)}"
+        )
         syncd(path, "check-config", "--online")
         banner("What would change (nothing is written)")
         syncd(path, "plan")
@@ -87,8 +95,11 @@ def main() -> int:
         syncd(path, "expiring", "--within", "1830d")
         banner("Entries under ou=contractors")
         conn = Connection(ldaps, server.service_dn, server.service_password, auto_bind=True)
-        conn.search("ou=contractors,dc=example,dc=test", "(employeeNumber=*)",
-                    attributes=["uid", "pwdAccountLockedTime", "pwdEndTime", "memberOf"])
+        conn.search(
+            "ou=contractors,dc=example,dc=test",
+            "(employeeNumber=*)",
+            attributes=["uid", "pwdAccountLockedTime", "pwdEndTime", "memberOf"],
+        )
         for entry in sorted(conn.entries, key=lambda e: str(e.uid)):
             locked = "LOCKED" if entry.pwdAccountLockedTime.value else "enabled"
             groups = [str(g).split(",")[0] for g in entry.memberOf.values]
@@ -97,8 +108,10 @@ def main() -> int:
         lines = (work / "audit.jsonl").read_text().splitlines()
         for line in lines[:8]:
             record = json.loads(line)
-            print(f"  {record['metadata']['sequence']:>3} {record['type_name']:<34} "
-                  f"{record['status']:<8} {record.get('user', {}).get('name', '')}")
+            print(
+                f"  {record['metadata']['sequence']:>3} {record['type_name']:<34} "
+                f"{record['status']:<8} {record.get('user', {}).get('name', '')}"
+            )
         print(f"  ... {len(lines)} records in all")
     finally:
         if os.environ.get("KEEP"):

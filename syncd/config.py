@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -114,7 +115,7 @@ class UsernamePolicy(Model):
 
 class PolicyConfig(Model):
     timezone: str = "UTC"
-    lead_time: Duration = "0s"
+    lead_time: Duration = timedelta(0)
     require_approval: bool = False
     max_duration: Duration | None = None
     delete_after: Duration | None = None

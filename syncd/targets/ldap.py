@@ -30,8 +30,9 @@ from syncd.targets.ldapconn import LdapConnection, result_code
 
 log = logging.getLogger(__name__)
 LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
-# result codes that mean the change is already in place (value exists / is absent / gone)
-_ALREADY = {20: "already in place", 16: "already in place", 32: "already absent"}
+# result codes that mean the change is already in place
+_MEMBER_ALREADY = {20: "already a member", 16: "already not a member"}
+_ENTRY_GONE = {32: "already absent"}
 
 
 def normalize_dn(dn: str) -> str:
@@ -234,21 +235,22 @@ class LdapDirectory:
             self.conn.call(lambda c: c.add(dn, attributes=self._new_entry(action)))
             return ""
         if kind is ActionKind.DELETE:
-            return self._tolerant(lambda c: c.delete(dn))
+            return self._tolerant(lambda c: c.delete(dn), _ENTRY_GONE)
         changes = self._changes(action, dn)
         if not changes:
             return "nothing to change"
         self.conn.call(lambda c: c.modify(dn, changes))
         return ""
 
-    def _tolerant(self, operation: Any) -> str:
+    def _tolerant(self, operation: Callable[[Connection], Any], already: dict[int, str]) -> str:
+        """Run ``operation``; an error saying the change is already in place is success."""
         try:
             self.conn.call(operation)
         except PermanentError as exc:
             code = result_code(exc)
-            if code not in _ALREADY:
+            if code not in already:
                 raise
-            return _ALREADY[code]
+            return already[code]
         return ""
 
     def _new_entry(self, action: Action) -> dict[str, Any]:
@@ -311,7 +313,9 @@ class LdapDirectory:
             except PermanentError:
                 for action, dn in pairs:
                     try:
-                        detail = self._tolerant(self._member_change(group, operation, dn))
+                        detail = self._tolerant(
+                            self._member_change(group, operation, dn), _MEMBER_ALREADY
+                        )
                     except PermanentError as exc:
                         report(Outcome(action, False, str(exc), dn))
                     else:

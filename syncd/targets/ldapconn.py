@@ -53,7 +53,7 @@ class LdapConnection:
         self._conn: Connection | None = None
         self._retrying = Retrying(
             stop=stop_after_attempt(config.retries + 1),
-            wait=wait_exponential_jitter(initial=0.2, max=20),
+            wait=wait_exponential_jitter(multiplier=0.2, max=20, jitter=0.2),
             retry=retry_if_exception_type(TemporaryError),
             before_sleep=self._before_retry,
             reraise=True,
