@@ -61,7 +61,7 @@ class LdapConnection:
 
     def _before_retry(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: %s, retry %d", self.name, exc, state.attempt_number)
+        log.warning("%s, retry %d", exc, state.attempt_number)
 
     def _open(self) -> Connection:
         cfg = self.config

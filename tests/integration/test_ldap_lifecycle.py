@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
+
+import pytest
 
 from tests.integration.conftest import (
     BASE_DN,
@@ -463,3 +468,26 @@ def test_plan_json_is_stable_and_complete(lab: Lab) -> None:
     assert data["invalid"][0]["contract_id"] == "C-6"
     assert data["summary"]["create"] == 1
     assert data["summary"]["add_member"] == 2
+
+
+def test_a_frozen_server_is_retried_and_the_cycle_converges(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    lab.write_config(timeout=1, retries=4)
+    lab.contracts(ANA)
+    assert lab.server.process is not None
+    pid = lab.server.process.pid
+    os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    thaw = threading.Timer(2.5, os.kill, (pid, signal.SIGCONT))
+    thaw.start()
+    try:
+        result = lab.syncd("sync")
+    finally:
+        thaw.cancel()
+        os.kill(pid, signal.SIGCONT)
+
+    assert result.code == 0, result.out + result.err
+    assert "handshake operation timed out, retry 1" in caplog.text
+    assert dn_of("ana.lopez") in lab.members(GROUPS["developers"])
+    creates = [r for r in lab.audit() if r.get("activity_name") == "Create"]
+    assert [r["status"] for r in creates] == ["Intent", "Success"]
