@@ -21,6 +21,25 @@ from syncd.core.timeutil import format_duration, parse_instant
 _EMAIL = re.compile(r"^[^@\s,;<>()\"]+@[^@\s,;<>()\"]+\.[^@\s,;<>()\"]+$")
 _ROLE_SPLIT = re.compile(r"[;,|]")
 _TEMPLATE_FIELD = re.compile(r"\{([a-z_]+)\}")
+# Letters that Unicode decomposition does not reduce to ASCII, spelled as people do.
+_LETTERS = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "ø": "o",
+        "Ø": "O",
+        "œ": "oe",
+        "Œ": "OE",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "þ": "th",
+        "ı": "i",
+    }
+)
 REQUIRED = ("id", "email", "given_name", "family_name", "roles", "start", "end")
 
 
@@ -172,6 +191,6 @@ def default_username(template: str, values: Mapping[str, str]) -> str:
     def field(match: re.Match[str]) -> str:
         return values.get(match.group(1), "")
 
-    rendered = _TEMPLATE_FIELD.sub(field, template)
+    rendered = _TEMPLATE_FIELD.sub(field, template).translate(_LETTERS)
     folded = unicodedata.normalize("NFKD", rendered).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9._-]", "", folded.lower())
