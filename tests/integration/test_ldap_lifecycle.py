@@ -6,8 +6,11 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
+from typing import Any
 
 import pytest
+from ldap3 import Connection
 
 from tests.integration.conftest import (
     BASE_DN,
@@ -491,3 +494,65 @@ def test_a_frozen_server_is_retried_and_the_cycle_converges(
     assert dn_of("ana.lopez") in lab.members(GROUPS["developers"])
     creates = [r for r in lab.audit() if r.get("activity_name") == "Create"]
     assert [r["status"] for r in creates] == ["Intent", "Success"]
+
+
+def test_disable_by_attribute_and_unique_member_groups(lab: Lab) -> None:
+    lab.overrides["roles"] = {"writer": {"corp": [f"cn=auditors,ou=groups,{SUFFIX}"]}}
+    lab.write_config(
+        disable={
+            "method": "attribute",
+            "attribute": "employeeType",
+            "disabled_value": "disabled",
+            "enabled_value": "active",
+        },
+        member_attribute="uniqueMember",
+    )
+    lab.contracts(contract("C-30", "Una", "Unique", ["writer"], day(-1), day(10)))
+    lab.syncd("sync")
+    auditors = lab.entry(f"cn=auditors,ou=groups,{SUFFIX}")
+    assert auditors is not None
+    assert dn_of("una.unique") in auditors["uniquemember"]
+    assert lab.entry(dn_of("una.unique"))["employeetype"] == ["active"]  # type: ignore[index]
+
+    lab.contracts(contract("C-30", "Una", "Unique", ["writer"], day(-9), day(-1)))
+    result = lab.syncd("sync")
+
+    assert result.code == 0, result.out
+    entry = lab.entry(dn_of("una.unique"))
+    assert entry is not None
+    assert entry["employeetype"] == ["disabled"]
+    assert "pwdaccountlockedtime" not in entry
+    auditors = lab.entry(f"cn=auditors,ou=groups,{SUFFIX}")
+    assert auditors is not None
+    assert dn_of("una.unique") not in auditors["uniquemember"]
+    assert auditors["uniquemember"]  # the employee member stays
+
+
+@pytest.mark.parametrize("size", [5, 60])
+def test_a_converged_cycle_costs_the_same_few_searches_whatever_the_size(
+    lab: Lab, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.contracts(
+        *[
+            contract(f"C-{i}", "Per", f"Son{i}", ["developer", "writer"], day(-1), day(10))
+            for i in range(size)
+        ]
+    )
+    assert lab.syncd("sync").code == 0
+    calls: Counter[str] = Counter()
+    for name in ("search", "add", "modify", "delete", "modify_dn"):
+        original = getattr(Connection, name)
+
+        def counted(
+            self: Connection, *args: Any, _name: str = name, _orig: Any = original, **kwargs: Any
+        ) -> Any:
+            calls[_name] += 1
+            return _orig(self, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, name, counted)
+
+    result = lab.syncd("sync")
+
+    assert "(no changes)" in result.out
+    # managed entries, one per credential attribute, one per managed group (all four)
+    assert calls == Counter({"search": 1 + 2 + len(GROUPS)})
