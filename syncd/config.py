@@ -66,7 +66,7 @@ class SecretRef(Model):
         if self.password_file is None and self.password_env is None:
             return "no password_file or password_env given"
         if self.password_file is not None:
-            path = resolve_secret_path(self.password_file)
+            path = self.password_file
             if not path.is_file():
                 return f"password_file {path} does not exist"
             if not os.access(path, os.R_OK):
@@ -78,15 +78,8 @@ class SecretRef(Model):
     def read_secret(self) -> str:
         """The secret's value; callers must never log or print it."""
         if self.password_file is not None:
-            return resolve_secret_path(self.password_file).read_text(encoding="utf-8").strip()
+            return self.password_file.read_text(encoding="utf-8").strip()
         return os.environ.get(self.password_env or "", "")
-
-
-def resolve_secret_path(path: Path) -> Path:
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not path.is_absolute() and credentials:
-        return Path(credentials) / path
-    return path
 
 
 class FileSource(Model):
@@ -299,8 +292,11 @@ def load_config(path: Path) -> Config:
 
 
 def _inline_secrets(doc: yamlsrc.LocatedYaml) -> list[ConfigProblem]:
-    problems = []
-    for name, target in (doc.data.get("targets") or {}).items():
+    problems: list[ConfigProblem] = []
+    targets = doc.data.get("targets")
+    if not isinstance(targets, dict):
+        return problems
+    for name, target in targets.items():
         if isinstance(target, dict) and "password" in target:
             loc = ("targets", name, "password")
             problems.append(
@@ -317,24 +313,28 @@ def _inline_secrets(doc: yamlsrc.LocatedYaml) -> list[ConfigProblem]:
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative paths in the config are relative to the config file's folder."""
+    """Relative paths in the config are relative to the config file's folder, except a
+    relative ``password_file``, looked up in ``$CREDENTIALS_DIRECTORY`` when systemd
+    set it (``LoadCredential=``)."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
 
-    def rel(value: Any) -> Any:
+    def rel(section: Any, key: str, folder: Path) -> Any:
+        if not isinstance(section, dict):
+            return section
+        value = section.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
-            return str(base / value)
-        return value
+            return {**section, key: str(folder / value)}
+        return section
 
     out = dict(data)
-    if isinstance(out.get("source"), dict):
-        out["source"] = {**out["source"], "path": rel(out["source"].get("path"))}
-    if isinstance(out.get("audit"), dict) and "path" in out["audit"]:
-        out["audit"] = {**out["audit"], "path": rel(out["audit"]["path"])}
+    for section in ("source", "audit"):
+        if section in out:
+            out[section] = rel(out[section], "path", base)
     if isinstance(out.get("targets"), dict):
         targets = {}
         for name, target in out["targets"].items():
-            if isinstance(target, dict) and target.get("ca_file"):
-                target = {**target, "ca_file": rel(target["ca_file"])}
-            targets[name] = target
+            target = rel(target, "ca_file", base)
+            targets[name] = rel(target, "password_file", Path(credentials or base))
         out["targets"] = targets
     return out
 

@@ -37,6 +37,8 @@ _LETTERS = str.maketrans(
         "Đ": "D",
         "ð": "d",
         "þ": "th",
+        "Þ": "Th",
+        "Ð": "D",
         "ı": "i",
     }
 )
@@ -99,7 +101,8 @@ def _contract(record: RawRecord, policy: Policy) -> Contract:
     f = record.fields
     for name in REQUIRED:
         value = f.get(name)
-        if value is None or (isinstance(value, str | list) and not value):
+        empty = not value if isinstance(value, list) else not _text(value)
+        if empty:
             raise _Reject(name, "required field is missing or empty", f"add {name}")
     email = _text(f["email"])
     if not _EMAIL.match(email):

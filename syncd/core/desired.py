@@ -104,4 +104,4 @@ def _not_started_reason(contracts: list[Contract], policy: Policy, now: datetime
         if not may_grant(contract, policy):
             return f"contract {contract.id} awaits approval"
         return f"contract {contract.id} starts {iso_utc(grant_time(contract, policy))}"
-    return f"contract {contracts[0].id} cancelled"
+    return f"contract {min(c.id for c in contracts)} cancelled"

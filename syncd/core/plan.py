@@ -95,7 +95,10 @@ class _Planner:
                 self.onboard(person)
             else:
                 self.reconcile(person, account)
-        elif account is not None:
+        elif account is not None and not (
+            key in self.protected and person.state is PersonState.FUTURE
+        ):
+            # A protected person loses access only when a valid contract has ended.
             self.offboard(account, person, Cause.CONTRACT, person.reason, person.contract_ids)
 
     def action(

@@ -6,7 +6,7 @@ Called by the config loader (durations) and by ``core.contracts`` (dates).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -76,13 +76,15 @@ def parse_instant(value: object, tz: ZoneInfo, *, end_of_day: bool) -> datetime:
         raise ValueError(f"expected an ISO 8601 date or date-time, got {type(value).__name__}")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"date-time {parsed.isoformat()} has no UTC offset")
-    return parsed
+    return parsed.astimezone(UTC)
 
 
 def _day_boundary(day: date, tz: ZoneInfo, end_of_day: bool) -> datetime:
+    """Midnight in ``tz``, as UTC so that later arithmetic (lead time, durations) counts
+    real hours across daylight-saving changes, not wall-clock hours."""
     if end_of_day:
         day = day + timedelta(days=1)
-    return datetime.combine(day, time(0), tzinfo=tz)
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def iso_utc(moment: datetime) -> str:

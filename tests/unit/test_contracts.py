@@ -29,12 +29,12 @@ GOOD: dict[str, object] = {
 }
 
 
+DROP = object()  # a field value meaning "leave the field out"
+
+
 def record(origin: str = "contracts.yaml:3", **changes: object) -> RawRecord:
     fields = {**GOOD, **changes}
     return RawRecord(origin, {k: v for k, v in fields.items() if v is not DROP})
-
-
-DROP = object()
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ def test_invalid_record_is_rejected_with_its_field(changes: dict[str, object], f
     assert bad.origin == "contracts.yaml:3"
     assert bad.reason
     assert bad.fix
-    assert str(bad).startswith(f"contracts.yaml:3 ")
+    assert str(bad).startswith("contracts.yaml:3 ")
     assert f" {field}: " in str(bad)
 
 
@@ -127,10 +127,7 @@ def test_invalid_record_names_contract_and_person(
 def test_invalid_record_text_names_origin_contract_field_and_fix() -> None:
     _, [bad] = validate([record("hr.csv:7", roles=["astronaut"])], POLICY)
     assert bad.reason == "unknown role 'astronaut'"
-    assert str(bad) == (
-        "hr.csv:7 (contract C-1) roles: unknown role 'astronaut' "
-        f"(fix: {bad.fix})"
-    )
+    assert str(bad) == f"hr.csv:7 (contract C-1) roles: unknown role 'astronaut' (fix: {bad.fix})"
     assert "developer" in bad.fix
     assert "writer" in bad.fix
 
@@ -196,7 +193,26 @@ def test_roles_as_list_or_separated_string(roles: object, expected: tuple[str, .
     [
         ("Ann", "Lee", "ann@v.example", "{given_name}.{family_name}", "ann.lee"),
         ("Zoë", "Ñúñez", "zoe@v.example", "{given_name}.{family_name}", "zoe.nunez"),
-        ("Jürgen", "Groß-Öhrlein", "j@v.example", "{given_name}.{family_name}", "jurgen.gro-ohrlein"),
+        (
+            "Jürgen",
+            "Groß-Öhrlein",
+            "j@v.example",
+            "{given_name}.{family_name}",
+            "jurgen.gross-ohrlein",
+        ),
+        ("Søren", "Łukasz", "s@v.example", "{given_name}.{family_name}", "soren.lukasz"),
+        pytest.param(
+            "Ægir",
+            "Þórsson",
+            "a@v.example",
+            "{given_name}.{family_name}",
+            "aegir.thorsson",
+            id="capital-thorn",
+        ),
+        pytest.param(
+            "Ðura", "Lee", "d@v.example", "{given_name}.{family_name}", "dura.lee", id="capital-eth"
+        ),
+        ("þóra", "Lee", "t@v.example", "{given_name}.{family_name}", "thora.lee"),
         ("Mary Ann", "O'Brien", "m@v.example", "{given_name}.{family_name}", "maryann.obrien"),
         ("François", "Lefèvre", "f@v.example", "{given_name}_{family_name}", "francois_lefevre"),
         ("Ann", "Lee", "Ann.Lee+x@V.example", "{email_local}", "ann.leex"),
@@ -330,7 +346,9 @@ def test_status(status: object, expected: Status) -> None:
         ),
     ],
 )
-def test_dates(start: object, end: object, expected_start: datetime, expected_end: datetime) -> None:
+def test_dates(
+    start: object, end: object, expected_start: datetime, expected_end: datetime
+) -> None:
     [contract], invalid = validate([record(start=start, end=end)], POLICY)
     assert invalid == []
     assert contract.start == expected_start

@@ -108,9 +108,7 @@ def test_format_duration_round_trips(seconds: int) -> None:
         pytest.param(
             "2028-02-28", UTC_ZONE, True, datetime(2028, 2, 29, tzinfo=UTC), id="leap-year-end"
         ),
-        pytest.param(
-            "2027-12-31", UTC_ZONE, True, datetime(2028, 1, 1, tzinfo=UTC), id="year-end"
-        ),
+        pytest.param("2027-12-31", UTC_ZONE, True, datetime(2028, 1, 1, tzinfo=UTC), id="year-end"),
         pytest.param(
             date(2027, 7, 1),
             BERLIN,
