@@ -13,8 +13,13 @@ What it measures, for N generated contracts (1-3 roles each, all active now):
     (paged searches grow by one page per ``page_size`` entries, so both logical
     searches and pages are shown);
 (c) the peak RSS of each phase: every phase runs in its own subprocess
-    (``--phase baseline|syncd``) that reports ``ru_maxrss`` taken before the
-    result check, so peaks are not mixed.
+    (``--phase baseline|syncd``) that reports its VmHWM (``ru_maxrss`` where there is
+    no /proc), taken before the result check, so peaks are not mixed.
+
+Below each headline figure the table shows where syncd's time went (source, observe,
+conflict searches, plan, apply split into LDAP writes / audit / DN building / rest),
+time inside ldap3 calls per operation, GC pauses and client CPU, measured by wrapping
+functions in the phase process; syncd's files are not touched.
 
 After each first load both directories are read back and compared (entries,
 attributes and memberOf digests), so the baseline and syncd did the same work.
@@ -40,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import hashlib
 import json
 import os
@@ -65,7 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.servers.slapd import Slapd, start_slapd  # noqa: E402
+from tests.servers.slapd import Slapd, SlapdError, start_slapd  # noqa: E402
 
 SUFFIX = "dc=example,dc=test"
 BASE_DN = f"ou=contractors,{SUFFIX}"
@@ -308,7 +314,7 @@ class OpCounter:
             try:
                 return method(conn, *args, **kwargs)
             finally:
-                self.seconds["ldap"] += time.perf_counter() - start
+                self.seconds[name] += time.perf_counter() - start
 
         return wrapper
 
@@ -317,8 +323,27 @@ class OpCounter:
         return {
             "calls": calls,
             "writes": sum(calls.get(w, 0) for w in WRITES),
-            "ldap_seconds": round(self.seconds["ldap"], 3),
+            "seconds": dict(self.seconds),
+            "ldap_seconds": sum(self.seconds.values()),
         }
+
+
+class GcClock:
+    """Total time spent in the cyclic garbage collector (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+
+    def install(self) -> GcClock:
+        gc.callbacks.append(self)
+        return self
 
 
 def cpu_seconds() -> float:
@@ -327,6 +352,15 @@ def cpu_seconds() -> float:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across
+    fork and exec, so a child would report at least its parent's RSS at fork time."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -401,6 +435,7 @@ def phase_baseline(server_file: Path, entries_file: Path) -> dict[str, Any]:
     data = json.loads(entries_file.read_text(encoding="utf-8"))
     counter = OpCounter()
     counter.install()
+    gc_clock = GcClock().install()
     cpu0, start = cpu_seconds(), time.perf_counter()
     conn = connect(server)
     for dn, attributes in data["entries"]:
@@ -413,6 +448,7 @@ def phase_baseline(server_file: Path, entries_file: Path) -> dict[str, Any]:
     result = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds() - cpu0,
+        "gc_seconds": gc_clock.seconds,
         "peak_rss_mb": peak_rss_mb(),
         "ops": counter.snapshot(),
     }
@@ -425,18 +461,35 @@ def phase_syncd(
 ) -> dict[str, Any]:
     import syncd.cli
     import syncd.cycle
+    import syncd.report
+    from syncd.audit import AuditWriter
+    from syncd.targets.ldap import LdapDirectory
 
     audit = Path(yaml.safe_load(config.read_text())["audit"]["path"])
     audit_before = count_lines(audit)
     parts: dict[str, float] = {}
-    for module, name in [
-        (syncd.cli, "plan_cycle"),
-        (syncd.cli, "apply_cycle"),
-        (syncd.cycle, "read_contracts"),
+    # where the cycle's time goes: module functions and methods wrapped in this process
+    for owner, name, key in [
+        (syncd.cycle, "read_contracts", "source"),
+        (syncd.cycle, "resolve", "resolve"),
+        (LdapDirectory, "observe", "observe"),
+        (LdapDirectory, "find_conflicts", "conflicts"),
+        (syncd.cycle, "plan_target", "plan"),
+        (syncd.cli, "apply_cycle", "apply"),
+        (syncd.report, "render_plan", "report"),
+        (syncd.report, "render_results", "report"),
+        (LdapDirectory, "dn_for", "dn_for"),
+        (AuditWriter, "intent", "audit"),
+        (AuditWriter, "outcome", "audit"),
+        (AuditWriter, "held", "audit"),
+        (AuditWriter, "conflict", "audit"),
+        (AuditWriter, "event", "audit"),
+        (AuditWriter, "sync", "audit"),
     ]:
-        setattr(module, name, timed(getattr(module, name), parts, name))
+        setattr(owner, name, timed(getattr(owner, name), parts, key))
     counter = OpCounter()
     counter.install()
+    gc_clock = GcClock().install()
     argv = ["-c", str(config), "sync"]
     profiler = None
     if profile is not None:
@@ -454,18 +507,16 @@ def phase_syncd(
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
     ops = counter.snapshot()
-    read = parts.get("read_contracts", 0.0)
+    top = ("source", "resolve", "observe", "conflicts", "plan", "apply", "report")
+    parts["other"] = seconds - sum(parts.get(k, 0.0) for k in top)
     result: dict[str, Any] = {
         "exit_code": code,
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "gc_seconds": gc_clock.seconds,
         "peak_rss_mb": peak_rss_mb(),
         "ops": ops,
-        "parts": {
-            "read_source": read,
-            "observe_plan": parts.get("plan_cycle", 0.0) - read,
-            "apply": parts.get("apply_cycle", 0.0),
-        },
+        "parts": parts,
         "audit_records": count_lines(audit) - audit_before,
         "summary": last_summary(output),
     }
@@ -635,9 +686,29 @@ def fmt_ops(ops: dict[str, Any]) -> str:
     )
 
 
-def fmt_writes(ops: dict[str, Any]) -> str:
-    calls = ops["calls"]
-    return " ".join(f"{w}={calls[w]}" for w in WRITES if calls.get(w)) or "0"
+def apply_split(run: dict[str, Any]) -> str:
+    """apply's wall time split: LDAP writes, audit records + fsync, dn_for, the rest."""
+    parts, seconds = run["parts"], run["ops"]["seconds"]
+    writes = sum(seconds.get(w, 0.0) for w in WRITES)
+    audit, dns = parts.get("audit", 0.0), parts.get("dn_for", 0.0)
+    rest = parts.get("apply", 0.0) - writes - audit - dns
+    return f"{writes:.2f} / {audit:.2f} / {dns:.2f} / {rest:.2f} s"
+
+
+def fmt_parts(run: dict[str, Any], keys: tuple[str, ...]) -> str:
+    parts = run["parts"]
+    values = [sum(parts.get(k, 0.0) for k in key.split("+")) for key in keys]
+    return " / ".join(f"{v:.2f}" for v in values) + " s"
+
+
+def fmt_calls(r: dict[str, Any], name: str, only_syncd: bool = False) -> str:
+    def one(ops: dict[str, Any]) -> str:
+        count = ops["calls"].get("search_page" if name == "search" else name, 0)
+        return f"{count:,} in {ops['seconds'].get(name, 0.0):.2f} s"
+
+    if only_syncd:
+        return one(r["first"]["ops"])
+    return f"{one(r['baseline']['ops'])} / {one(r['first']['ops'])}"
 
 
 def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -662,24 +733,30 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lambda r: f"{r['ratio']:.2f}x " + ("ok" if r["ratio"] <= TARGET_RATIO else "MISSED"),
     )
     row(
-        "  syncd: read / observe+plan / apply",
-        lambda r: "{read_source:.2f} / {observe_plan:.2f} / {apply:.2f} s".format(
-            **r["first"]["parts"]
-        ),
+        "  syncd source/observe/conflicts/plan",
+        lambda r: fmt_parts(r["first"], ("source", "observe", "conflicts", "resolve+plan")),
     )
+    row("  syncd apply", lambda r: fmt_parts(r["first"], ("apply",)))
+    row("    LDAP writes/audit/dn_for/rest", lambda r: apply_split(r["first"]))
+    row("  syncd other (config, report...)", lambda r: fmt_parts(r["first"], ("other",)))
     row(
-        "  time inside ldap3 calls b / s",
+        "  in ldap3 calls baseline / syncd",
         lambda r: (
             f"{r['baseline']['ops']['ldap_seconds']:.2f} / "
             f"{r['first']['ops']['ldap_seconds']:.2f} s"
         ),
     )
+    row("  adds baseline / syncd", lambda r: fmt_calls(r, "add"))
+    row("  modifies baseline / syncd", lambda r: fmt_calls(r, "modify"))
+    row("  searches syncd", lambda r: fmt_calls(r, "search", only_syncd=True))
+    row(
+        "  GC pauses baseline / syncd",
+        lambda r: f"{r['baseline']['gc_seconds']:.2f} / {r['first']['gc_seconds']:.2f} s",
+    )
     row(
         "  client CPU baseline / syncd",
         lambda r: f"{r['baseline']['cpu_seconds']:.2f} / {r['first']['cpu_seconds']:.2f} s",
     )
-    row("  writes baseline", lambda r: fmt_writes(r["baseline"]["ops"]))
-    row("  writes syncd", lambda r: fmt_writes(r["first"]["ops"]))
     row(
         "  same entries + memberOf",
         lambda r: (
@@ -692,6 +769,10 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lambda r: (
             f"{r['noop_s']:.2f} s " + ("ok" if r["noop_s"] <= TARGET_NOOP_SECONDS else "MISSED")
         ),
+    )
+    row(
+        "  no-op source/observe/plan",
+        lambda r: fmt_parts(r["noop"], ("source", "observe", "resolve+plan")),
     )
     row("no-op LDAP ops", lambda r: fmt_ops(r["noop"]["ops"]))
     row("no-op writes", lambda r: str(r["noop"]["ops"]["writes"]))
@@ -742,20 +823,23 @@ def orchestrate(args: argparse.Namespace) -> int:
         # the other order from the first big pair, so each order is seen at least once
         pair = run_pair(servers, out, little, ["syncd", "baseline"], "r1", False)
         rows.append(summarize([pair], little))
-    except PhaseError as exc:
-        print(str(exc), file=sys.stderr)
+    except (PhaseError, SlapdError) as exc:
+        print(f"{exc}\n(work dir kept: {out})", file=sys.stderr)
         return 1
     finally:
         servers.stop_all()
     text = render(rows, args)
     print(text)
-    (out / "results.txt").write_text(text + "\n", encoding="utf-8")
-    (out / "results.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
-    print(f"\nraw results, syncd output and audit files: {out}")
-    if args.profile:
-        print(f"profile of syncd's first sync: {out}/syncd-{n}-r1-first.pstats")
     problems = [r for r in rows if not r["same_result"]]
     problems += [r for r in rows if r["first"]["exit_code"] or r["noop"]["exit_code"]]
+    if args.out or args.profile or problems:
+        (out / "results.txt").write_text(text + "\n", encoding="utf-8")
+        (out / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        print(f"\nraw results, syncd output, audit files and logs: {out}")
+        if args.profile:
+            print(f"cProfile of syncd's first sync: {out}/syncd-{n}-r1-first.pstats")
+    else:
+        shutil.rmtree(out, ignore_errors=True)  # a temp dir: the table above is the result
     return 1 if problems else 0
 
 
@@ -772,7 +856,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="slapd with dbnosync (default: fast, not durable)",
     )
     sync.add_argument("--fsync", dest="nosync", action="store_false", help="durable slapd")
-    parser.add_argument("--out", help="work dir for data, logs and results (default: a temp dir)")
+    parser.add_argument(
+        "--out", help="keep data, logs, audit and results here (default: a temp dir, removed)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="pairs at N, alternating order")
     parser.add_argument("--source", choices=["csv", "yaml"], default="csv", help="contracts file")
     parser.add_argument("--seed", type=int, default=20240601)
