@@ -166,6 +166,10 @@ class Action:
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
+        """Kind first; memberships by group, then person, so that a target can send
+        many members of one group in one request; other actions by person."""
+        if self.group:
+            return (ACTION_ORDER[self.kind], self.group, self.person)
         return (ACTION_ORDER[self.kind], self.person, self.group)
 
 

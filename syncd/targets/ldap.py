@@ -29,6 +29,7 @@ from syncd.targets.base import Report
 from syncd.targets.ldapconn import LdapConnection, result_code
 
 log = logging.getLogger(__name__)
+_SPECIAL = ("\\", '"', "+", "#", ";", "<", ">")
 LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
 # result codes that mean the change is already in place
 _MEMBER_ALREADY = {20: "already a member", 16: "already not a member"}
@@ -37,6 +38,11 @@ _ENTRY_GONE = {32: "already absent"}
 
 def normalize_dn(dn: str) -> str:
     """A comparable form of a DN: attribute types and values lower-cased, no spacing."""
+    if not any(c in dn for c in _SPECIAL):
+        # Fast path (no escapes, quotes or multi-valued RDNs): split and trim is exact.
+        return ",".join(
+            "=".join(side.strip() for side in part.split("=", 1)) for part in dn.lower().split(",")
+        )
     try:
         parts = parse_dn(dn, escape=False, strip=True)
     except (LDAPInvalidDnError, ValueError, IndexError):
@@ -49,9 +55,20 @@ def generalized_time(moment: datetime) -> str:
 
 
 def parse_generalized_time(value: str) -> datetime | None:
-    text = value.strip().rstrip("Z").split(".", 1)[0]
+    """``YYYYmmddHHMMSS[.fff]Z`` as written by syncd (and by most servers)."""
+    text = value.strip()
+    if len(text) < 15 or not text[:14].isdigit() or not text.endswith("Z"):
+        return None
     try:
-        return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[8:10]),
+            int(text[10:12]),
+            int(text[12:14]),
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
 
@@ -74,6 +91,7 @@ class LdapDirectory:
         self.base = normalize_dn(config.base_dn)
         self.groups = groups  # managed group DNs as configured
         self._credentials: dict[str, set[str]] = {}
+        self._dns: dict[str, str] = {}  # username -> DN of accounts created this cycle
 
     # -- observation -------------------------------------------------------------------
     def observe(self) -> tuple[dict[str, ObservedAccount], frozenset[str]]:
@@ -82,16 +100,16 @@ class LdapDirectory:
         attrs = [cfg.key_attribute, cfg.username_attribute, *cfg.attributes]
         attrs += [a for a in (lock_attr, "pwdEndTime" if cfg.native_expiry else None) if a]
         key_filter = f"({escape_filter_chars(cfg.key_attribute)}=*)"
-        entries = list(self.conn.paged(cfg.base_dn, key_filter, attrs))
+        entries = self.conn.paged(cfg.base_dn, key_filter, attrs)
         self._credentials = {}
         for cred in cfg.credential_attributes:
             cred_filter = f"(&{key_filter}({escape_filter_chars(cred)}=*))"
-            for entry in self.conn.paged(cfg.base_dn, cred_filter, ["1.1"]):
-                self._credentials.setdefault(normalize_dn(entry["dn"]), set()).add(cred)
+            for dn, _ in self.conn.paged(cfg.base_dn, cred_filter, ["1.1"]):
+                self._credentials.setdefault(normalize_dn(dn), set()).add(cred)
         members, missing = self._memberships()
         accounts: dict[str, ObservedAccount] = {}
-        for entry in sorted(entries, key=lambda e: str(e["dn"])):
-            account = self._account(entry, members, lock_attr)
+        for dn, entry in sorted(entries, key=lambda e: e[0]):
+            account = self._account(dn, entry, members, lock_attr)
             if account is None:
                 continue
             if account.key in accounts:
@@ -125,12 +143,15 @@ class LdapDirectory:
         return members, frozenset(missing)
 
     def _account(
-        self, entry: dict[str, Any], members: Mapping[str, set[str]], lock_attr: str | None
+        self,
+        dn: str,
+        entry: dict[str, Any],
+        members: Mapping[str, set[str]],
+        lock_attr: str | None,
     ) -> ObservedAccount | None:
         cfg = self.config
-        attributes = {k.lower(): _values(v) for k, v in entry["attributes"].items()}
+        attributes = {k.lower(): _values(v) for k, v in entry.items()}
         keys = attributes.get(cfg.key_attribute.lower(), ())
-        dn = str(entry["dn"])
         ndn = normalize_dn(dn)
         if not keys or not ndn.endswith("," + self.base):
             return None
@@ -176,22 +197,20 @@ class LdapDirectory:
                 f"({escape_filter_chars(key)}={escape_filter_chars(person)})"
                 for person, name in chunk
             )
-            found = list(self.conn.paged(base, f"(|{terms})", [uid, key]))
+            found = self.conn.paged(base, f"(|{terms})", [uid, key])
             for person, name in chunk:
-                for entry in found:
-                    reason = self._conflict_reason(entry, person, name)
+                for dn, entry in found:
+                    reason = self._conflict_reason(dn, entry, person, name)
                     if reason:
-                        conflicts[person] = Conflict(
-                            self.name, person, name, str(entry["dn"]), reason
-                        )
+                        conflicts[person] = Conflict(self.name, person, name, dn, reason)
                         break
         return conflicts
 
-    def _conflict_reason(self, entry: dict[str, Any], person: str, name: str) -> str:
-        attributes = {k.lower(): _values(v) for k, v in entry["attributes"].items()}
+    def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> str:
+        attributes = {k.lower(): _values(v) for k, v in entry.items()}
         names = {v.lower() for v in attributes.get(self.config.username_attribute.lower(), ())}
         keys = {v.lower() for v in attributes.get(self.config.key_attribute.lower(), ())}
-        inside = normalize_dn(str(entry["dn"])).endswith("," + self.base)
+        inside = normalize_dn(dn).endswith("," + self.base)
         if person in keys and not inside:
             return f"an entry outside {self.config.base_dn} carries this person's key"
         if name.lower() in names and person not in keys:
@@ -203,6 +222,9 @@ class LdapDirectory:
     def dn_for(self, action: Action) -> str:
         if action.ref:
             return action.ref
+        known = self._dns.get(action.username)
+        if known is not None:
+            return known
         rdn_value = escape_rdn(action.username)
         dn = self.config.dn_template.replace("{base_dn}", self.config.base_dn).replace(
             "{username}", rdn_value
@@ -211,6 +233,7 @@ class LdapDirectory:
         parent = ",".join(f"{a}={v}" for a, v, _ in parts[1:])
         if normalize_dn(parent) != self.base:
             raise PermanentError(f"{dn!r} would not be directly under {self.config.base_dn}")
+        self._dns[action.username] = dn
         return dn
 
     def apply(self, actions: Sequence[Action], report: Report) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
@@ -26,6 +26,7 @@ from syncd.errors import PermanentError, TemporaryError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Entry = tuple[str, dict[str, Any]]
 
 # result codes worth retrying: busy, unavailable, time limit, admin limit, unwilling is not
 _TEMPORARY_CODES = {3, 11, 51, 52, 80}
@@ -138,23 +139,28 @@ class LdapConnection:
                 log.debug("%s: dropping a broken connection", self.name)
             self._conn = None
 
-    def paged(
-        self, base: str, search_filter: str, attributes: list[str]
-    ) -> Iterator[dict[str, Any]]:
-        """All entries of a paged subtree search (one retryable unit: restarted on failure)."""
+    def paged(self, base: str, search_filter: str, attributes: list[str]) -> list[Entry]:
+        """All entries of a paged subtree search, as (DN, attributes) pairs.
 
-        def run(conn: Connection) -> list[dict[str, Any]]:
-            entries = conn.extend.standard.paged_search(
+        Pages are consumed as they arrive so that only the decoded attributes stay in
+        memory; a failure restarts the whole search (it is one retryable unit)."""
+
+        def run(conn: Connection) -> list[Entry]:
+            pages = conn.extend.standard.paged_search(
                 base,
                 search_filter,
                 search_scope=SUBTREE,
                 attributes=attributes,
                 paged_size=self.config.page_size,
-                generator=False,
+                generator=True,
             )
-            return [e for e in entries if e.get("type") == "searchResEntry"]
+            return [
+                (str(e["dn"]), e.get("attributes") or {})
+                for e in pages
+                if e.get("type") == "searchResEntry"
+            ]
 
-        yield from self.call(run)
+        return self.call(run)
 
 
 def translate(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:
