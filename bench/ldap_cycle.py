@@ -296,11 +296,22 @@ class OpCounter:
             self.calls["logical_search"] += 1
             self._paging += 1
             try:
-                return paged(ext, *args, **kwargs)
+                result = paged(ext, *args, **kwargs)
             finally:
                 self._paging -= 1
+            if kwargs.get("generator", True) and not isinstance(result, list):
+                return self._pages(result)
+            return result
 
         StandardExtendedOperations.paged_search = paged_search
+
+    def _pages(self, entries: Any) -> Any:
+        """A generator-mode paged search fetches its pages while it is iterated."""
+        self._paging += 1
+        try:
+            yield from entries
+        finally:
+            self._paging -= 1
 
     def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(conn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -23,6 +23,7 @@ from syncd.core.timeutil import parse_duration, parse_instant
 from syncd.cycle import (
     CyclePlan,
     apply_cycle,
+    gc_paused,
     open_target,
     plan_cycle,
     read_contracts,
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        result: int = args.func(args)
+        with gc_paused():
+            result: int = args.func(args)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         return USAGE

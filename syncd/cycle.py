@@ -7,8 +7,10 @@ that cannot be read changes nothing anywhere.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,6 +50,24 @@ def read_contracts(config: Config) -> tuple[list[Contract], list[InvalidRecord]]
 def open_target(config: Config, name: str) -> Target:
     target = config.targets[name]
     return LdapDirectory(name, target, config.target_policy(name).managed_groups)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one cycle.
+
+    A cycle allocates hundreds of thousands of long-lived objects (entries, people,
+    actions) that reference counting frees; the generational collector would walk them
+    again and again for nothing (a tenth of a 10k-account cycle). One collection runs
+    when the cycle ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 def plan_cycle(

@@ -30,6 +30,7 @@ from syncd.targets.ldapconn import LdapConnection, result_code
 
 log = logging.getLogger(__name__)
 _SPECIAL = ("\\", '"', "+", "#", ";", "<", ">")
+_SCAN_ABOVE = 500  # wanted accounts above which conflicts are found by one scan
 LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
 # result codes that mean the change is already in place
 _MEMBER_ALREADY = {20: "already a member", 16: "already not a member"}
@@ -71,6 +72,14 @@ def parse_generalized_time(value: str) -> datetime | None:
         )
     except ValueError:
         return None
+
+
+def _get(entry: Mapping[str, Any], name: str) -> Any:
+    """An attribute of a decoded entry, whatever the case the server used."""
+    if name in entry:
+        return entry[name]
+    lowered = name.lower()
+    return next((v for k, v in entry.items() if k.lower() == lowered), None)
 
 
 def _values(raw: Any) -> tuple[str, ...]:
@@ -186,24 +195,38 @@ class LdapDirectory:
         return not values or values[0] != method.disabled_value
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
+        """Entries under ``conflict_base`` that hold a wanted username or person key.
+
+        A few wanted accounts are looked up with OR filters of 100 people each; past
+        ``_SCAN_ABOVE`` (a first sync, a mass onboarding) one paged search of every entry
+        with either attribute is cheaper than building that many filter terms."""
         cfg = self.config
         base = cfg.conflict_base or cfg.base_dn
         uid, key = cfg.username_attribute, cfg.key_attribute
+        found: list[tuple[str, dict[str, Any]]] = []
+        if len(wanted) > _SCAN_ABOVE:
+            scan = f"(|({escape_filter_chars(uid)}=*)({escape_filter_chars(key)}=*))"
+            found = self.conn.paged(base, scan, [uid, key])
+        else:
+            for start in range(0, len(wanted), 100):
+                terms = "".join(
+                    f"({escape_filter_chars(uid)}={escape_filter_chars(name)})"
+                    f"({escape_filter_chars(key)}={escape_filter_chars(person)})"
+                    for person, name in wanted[start : start + 100]
+                )
+                found += self.conn.paged(base, f"(|{terms})", [uid, key])
+        by_value: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for dn, entry in found:
+            for attr in (uid, key):
+                for value in _values(_get(entry, attr)):
+                    by_value.setdefault(value.lower(), []).append((dn, entry))
         conflicts: dict[str, Conflict] = {}
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start : start + 100]
-            terms = "".join(
-                f"({escape_filter_chars(uid)}={escape_filter_chars(name)})"
-                f"({escape_filter_chars(key)}={escape_filter_chars(person)})"
-                for person, name in chunk
-            )
-            found = self.conn.paged(base, f"(|{terms})", [uid, key])
-            for person, name in chunk:
-                for dn, entry in found:
-                    reason = self._conflict_reason(dn, entry, person, name)
-                    if reason:
-                        conflicts[person] = Conflict(self.name, person, name, dn, reason)
-                        break
+        for person, name in wanted:
+            for dn, entry in by_value.get(name.lower(), []) + by_value.get(person, []):
+                reason = self._conflict_reason(dn, entry, person, name)
+                if reason:
+                    conflicts[person] = Conflict(self.name, person, name, dn, reason)
+                    break
         return conflicts
 
     def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> str:
