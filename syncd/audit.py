@@ -9,6 +9,7 @@ contracts, never credentials.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -40,6 +41,7 @@ ACTIVITIES: dict[ActionKind, tuple[int, int, str]] = {
     ActionKind.ADD_MEMBER: (GROUP_MANAGEMENT, 3, "Add User"),
     ActionKind.REMOVE_MEMBER: (GROUP_MANAGEMENT, 4, "Remove User"),
 }
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _PRODUCT = {"name": "syncd", "vendor_name": "syncd", "version": __version__}
 # status_id: 1 Success, 2 Failure, 99 Other (status names the phase)
 SUCCESS, FAILURE, OTHER = 1, 2, 99
@@ -70,6 +72,10 @@ class AuditWriter:
         self._sequence = _last_sequence(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._pending: list[str] = []
+        self._bodies: dict[
+            int, tuple[Action, dict[str, str], dict[str, str] | None, dict[str, Any]]
+        ] = {}
+        self._clock: tuple[int, str] = (0, "")
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -143,22 +149,19 @@ class AuditWriter:
         record = self._base(class_uid, activity_id, activity, correlation, status_id, status)
         if detail:
             record["status_detail"] = detail
-        record["user"] = _user(action.username, action.person, ref or action.ref)
-        if action.group:
-            record["group"] = {"uid": action.group, "name": _group_name(action.group)}
-        unmapped: dict[str, Any] = {
-            "target": action.target,
-            "action": action.kind.value,
-            "phase": phase,
-            "cause": action.cause.value,
-            "contract_ids": list(action.contract_ids),
-            "reason": action.reason,
-        }
-        if action.changes:
-            unmapped["changes"] = {k: list(v) for k, v in sorted(action.changes.items())}
-        if action.expiry is not None:
-            unmapped["expiry"] = _iso(action.expiry)
-        record["unmapped"] = unmapped
+        # The account part is the same for an action's intent and outcome: built once.
+        cached = self._bodies.pop(id(action), None)
+        if cached is None or cached[0] is not action:
+            cached = (action, *_action_body(action))
+            if phase == "intent":
+                self._bodies[id(action)] = cached
+        _, user, group, unmapped = cached
+        if ref and ref != user.get("uid_alt"):
+            user = {**user, "uid_alt": ref}
+        record["user"] = user
+        if group is not None:
+            record["group"] = group
+        record["unmapped"] = {**unmapped, "phase": phase}
         self._write(record)
 
     def _base(
@@ -170,25 +173,15 @@ class AuditWriter:
         status_id: int,
         status: str,
     ) -> dict[str, Any]:
-        class_name, category_uid, category_name = _CLASSES[class_uid]
+        fixed = _fixed_fields(class_uid, activity_id, activity, status_id, status)
         now_ms = time.time_ns() // 1_000_000
+        if now_ms != self._clock[0]:
+            self._clock = (now_ms, _iso(datetime.fromtimestamp(now_ms / 1000, UTC), ms=True))
         self._sequence += 1
-        failed = status_id == FAILURE
         return {
-            "class_uid": class_uid,
-            "class_name": class_name,
-            "category_uid": category_uid,
-            "category_name": category_name,
-            "activity_id": activity_id,
-            "activity_name": activity,
-            "type_uid": class_uid * 100 + activity_id,
-            "type_name": f"{class_name}: {activity}",
-            "severity_id": 3 if failed else 1,
-            "severity": "Medium" if failed else "Informational",
-            "status_id": status_id,
-            "status": status,
+            **fixed,
             "time": now_ms,
-            "time_dt": _iso(datetime.fromtimestamp(now_ms / 1000, UTC), ms=True),
+            "time_dt": self._clock[1],
             "metadata": {
                 "uid": str(uuid.uuid4()),
                 "sequence": self._sequence,
@@ -199,7 +192,50 @@ class AuditWriter:
         }
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._pending.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._pending.append(_ENCODER.encode(record) + "\n")
+
+
+@functools.cache
+def _fixed_fields(
+    class_uid: int, activity_id: int, activity: str, status_id: int, status: str
+) -> dict[str, Any]:
+    """The fields that depend only on class, activity and status (computed once)."""
+    class_name, category_uid, category_name = _CLASSES[class_uid]
+    failed = status_id == FAILURE
+    return {
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": category_uid,
+        "category_name": category_name,
+        "activity_id": activity_id,
+        "activity_name": activity,
+        "type_uid": class_uid * 100 + activity_id,
+        "type_name": f"{class_name}: {activity}",
+        "severity_id": 3 if failed else 1,
+        "severity": "Medium" if failed else "Informational",
+        "status_id": status_id,
+        "status": status,
+    }
+
+
+def _action_body(
+    action: Action,
+) -> tuple[dict[str, str], dict[str, str] | None, dict[str, Any]]:
+    """``user``, ``group`` and ``unmapped`` (without phase) for an action's records."""
+    user = _user(action.username, action.person, action.ref)
+    group = {"uid": action.group, "name": _group_name(action.group)} if action.group else None
+    unmapped: dict[str, Any] = {
+        "target": action.target,
+        "action": action.kind.value,
+        "cause": action.cause.value,
+        "contract_ids": list(action.contract_ids),
+        "reason": action.reason,
+    }
+    if action.changes:
+        unmapped["changes"] = {k: list(v) for k, v in sorted(action.changes.items())}
+    if action.expiry is not None:
+        unmapped["expiry"] = _iso(action.expiry)
+    return user, group, unmapped
 
 
 def _user(name: str, uid: str, uid_alt: str | None) -> dict[str, str]:

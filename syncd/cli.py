@@ -23,7 +23,7 @@ from syncd.core.timeutil import parse_duration, parse_instant
 from syncd.cycle import (
     CyclePlan,
     apply_cycle,
-    gc_paused,
+    gc_relaxed,
     open_target,
     plan_cycle,
     read_contracts,
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        with gc_paused():
+        with gc_relaxed():
             result: int = args.func(args)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)

@@ -173,6 +173,7 @@ class LdapTarget(SecretRef):
     )
     conflict_base: str | None = None
     page_size: int = Field(default=500, ge=1, le=10000)
+    connections: int = Field(default=3, ge=1, le=16)
     timeout: int = Field(default=10, ge=1, le=600)
     retries: int = Field(default=5, ge=0, le=50)
 

@@ -11,7 +11,9 @@ one per credential attribute, one base read per managed group.
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -24,7 +26,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from syncd.audit import Outcome
 from syncd.config import LdapTarget
 from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
-from syncd.errors import PermanentError, TargetError
+from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.targets.base import Report
 from syncd.targets.ldapconn import LdapConnection, result_code
 
@@ -101,6 +103,8 @@ class LdapDirectory:
         self.groups = groups  # managed group DNs as configured
         self._credentials: dict[str, set[str]] = {}
         self._dns: dict[str, str] = {}  # username -> DN of accounts created this cycle
+        self._executor: ThreadPoolExecutor | None = None
+        self._spare: queue.SimpleQueue[LdapConnection] = queue.SimpleQueue()
 
     # -- observation -------------------------------------------------------------------
     def observe(self) -> tuple[dict[str, ObservedAccount], frozenset[str]]:
@@ -266,32 +270,68 @@ class LdapDirectory:
         if kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
             self._members(actions, report)
             return
-        for action in actions:
+        if len(actions) == 1 or self.config.connections == 1:
+            for action in actions:
+                report(self._run(action, self.conn))
+            return
+        # Independent actions of one kind go out over several connections: while one
+        # waits for the directory, another encodes its request.
+        pool = self._pool()
+        futures = [pool.submit(self._run_pooled, action) for action in actions]
+        unavailable: TemporaryError | None = None
+        for future in futures:
             try:
-                dn = self.dn_for(action)
-                detail = self._one(action, dn)
-            except PermanentError as exc:
-                report(Outcome(action, False, str(exc), action.ref))
-            else:
-                report(Outcome(action, True, detail, dn))
+                report(future.result())
+            except TemporaryError as exc:
+                unavailable = exc
+        if unavailable is not None:
+            raise unavailable
 
-    def _one(self, action: Action, dn: str) -> str:
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.config.connections, f"{self.name}-ldap")
+            self._spare.put(self.conn)
+            for _ in range(self.config.connections - 1):
+                self._spare.put(LdapConnection(self.config, self.name))
+        return self._executor
+
+    def _run_pooled(self, action: Action) -> Outcome:
+        conn = self._spare.get()
+        try:
+            return self._run(action, conn)
+        finally:
+            self._spare.put(conn)
+
+    def _run(self, action: Action, conn: LdapConnection) -> Outcome:
+        try:
+            dn = self.dn_for(action)
+            detail = self._one(action, dn, conn)
+        except PermanentError as exc:
+            return Outcome(action, False, str(exc), action.ref)
+        return Outcome(action, True, detail, dn)
+
+    def _one(self, action: Action, dn: str, conn: LdapConnection) -> str:
         kind = action.kind
         if kind is ActionKind.CREATE:
-            self.conn.call(lambda c: c.add(dn, attributes=self._new_entry(action)))
+            conn.call(lambda c: c.add(dn, attributes=self._new_entry(action)))
             return ""
         if kind is ActionKind.DELETE:
-            return self._tolerant(lambda c: c.delete(dn), _ENTRY_GONE)
+            return self._tolerant(lambda c: c.delete(dn), _ENTRY_GONE, conn)
         changes = self._changes(action, dn)
         if not changes:
             return "nothing to change"
-        self.conn.call(lambda c: c.modify(dn, changes))
+        conn.call(lambda c: c.modify(dn, changes))
         return ""
 
-    def _tolerant(self, operation: Callable[[Connection], Any], already: dict[int, str]) -> str:
+    def _tolerant(
+        self,
+        operation: Callable[[Connection], Any],
+        already: dict[int, str],
+        conn: LdapConnection | None = None,
+    ) -> str:
         """Run ``operation``; an error saying the change is already in place is success."""
         try:
-            self.conn.call(operation)
+            (conn or self.conn).call(operation)
         except PermanentError as exc:
             code = result_code(exc)
             if code not in already:
@@ -391,6 +431,11 @@ class LdapDirectory:
         return problems
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        while not self._spare.empty():
+            self._spare.get().close()
         self.conn.close()
 
 
