@@ -113,6 +113,8 @@ def main() -> int:
                 f"{record['status']:<8} {record.get('user', {}).get('name', '')}"
             )
         print(f"  ... {len(lines)} records in all")
+        banner("Check the audit trail's hash chain")
+        syncd(path, "audit", "verify")
     finally:
         if os.environ.get("KEEP"):
             print(f"slapd left running (pid {server.process.pid if server.process else '?'})")

@@ -13,9 +13,15 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from syncd import __version__, report
 from syncd.audit import AuditWriter
+from syncd.audit.chain import Sealer
+from syncd.audit.records import OTHER_ACTIVITY, START, STOP
+from syncd.audit.settle import settle_pending
+from syncd.audit.verify import verify
+from syncd.audit.writer import rotated_files
 from syncd.config import Config, config_path, load_config
 from syncd.core.desired import resolve
 from syncd.core.model import PersonState
@@ -33,7 +39,7 @@ from syncd.errors import ConfigError, SourceError, SyncdError
 from syncd.targets.base import Target
 
 log = logging.getLogger("syncd")
-OK, FAILED, USAGE, HELD = 0, 1, 2, 3
+OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +101,28 @@ def _parser() -> argparse.ArgumentParser:
         help="also bind to each target and check base DN and groups",
     )
     check.set_defaults(func=_check)
+
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(required=True, metavar="ACTION")
+    check_trail = audit_sub.add_parser("verify", help="check the audit trail's hash chain")
+    check_trail.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="files or folders (default: the configured trail)",
+    )
+    check_trail.add_argument("--json", action="store_true")
+    check_trail.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        help="a record hash held elsewhere (SIEM) that must be in the trail",
+    )
+    check_trail.add_argument(
+        "--key-file", type=Path, help="HMAC key: every record must carry a valid HMAC"
+    )
+    check_trail.add_argument("--key-id", default="", help="the HMAC key's name")
+    check_trail.set_defaults(func=_verify)
 
     expiring = sub.add_parser("expiring", help="list access ending soon")
     expiring.add_argument("--within", default="14d", help="window, e.g. 14d (default)")
@@ -173,22 +201,22 @@ def _sync(args: argparse.Namespace) -> int:
         print("Dry run: nothing was changed.")
         return _plan_code(cycle)
     correlation = str(uuid.uuid4())
-    with AuditWriter(config.audit.path) as audit:
-        audit.event(6, "Start", "sync started", correlation, targets=sorted(targets))
-        if args.allow_mass_change:
-            audit.event(
-                99,
-                "Safety Override",
-                "--allow-mass-change: safety limits lifted for this run",
-                correlation,
-            )
-        try:
+    try:
+        with AuditWriter.from_config(config.audit, correlation) as audit:
+            audit.event(START, "Start", "sync started", correlation, targets=sorted(targets))
+            settle_pending(audit, {n: o.accounts for n, o in cycle.observed.items()}, correlation)
+            if args.allow_mass_change:
+                audit.event(
+                    OTHER_ACTIVITY,
+                    "Safety Override",
+                    "--allow-mass-change: safety limits lifted for this run",
+                    correlation,
+                )
             reports = apply_cycle(cycle, targets, audit, correlation)
-        finally:
-            for target in targets.values():
-                target.close()
-        summary = report.summary_line(cycle)
-        audit.event(7, "Stop", f"sync finished: {summary}", correlation)
+            audit.event(STOP, "Stop", f"sync finished: {report.summary_line(cycle)}", correlation)
+    finally:
+        for target in targets.values():
+            target.close()
     print(report.render_results(reports))
     if any(not r.ok for r in reports):
         return FAILED
@@ -218,6 +246,41 @@ def _check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
     return USAGE if problems else OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    paths: list[Path] = list(args.paths)
+    key_file, key_id = args.key_file, args.key_id
+    if not paths or (key_file is None and not args.paths):
+        config = _config(args)
+        if not paths:
+            paths = [*rotated_files(config.audit.path), config.audit.path]
+        if key_file is None and config.audit.hmac_key_file is not None:
+            key_file, key_id = config.audit.hmac_key_file, key_id or config.audit.key_id
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SyncdError(f"no such file or folder: {', '.join(missing)}")
+    sealer = None
+    if key_file is not None:
+        try:
+            sealer = Sealer(key_file.read_bytes().strip(), key_id)
+        except OSError as exc:
+            raise SyncdError(f"--key-file {key_file}: {exc.strerror}") from exc
+    result = verify(paths, sealer=sealer, expect_head=args.expect_head)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    elif result.problem is None:
+        span = f"sequence {result.first_sequence}-{result.last_sequence}"
+        print(
+            f"OK: {len(result.files)} files, {result.records} records ({span}), head {result.head}"
+        )
+    else:
+        print(f"TAMPERED: {result.problem}")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not result.files:
+        return USAGE
+    return OK if result.ok else TAMPERED
 
 
 def _expiring(args: argparse.Namespace) -> int:

@@ -181,8 +181,27 @@ class LdapTarget(SecretRef):
 TargetConfig = LdapTarget
 
 
+def _size(value: Any) -> Any:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([KMG]i?B?|B?)\s*", value, re.IGNORECASE)
+        if not match:
+            raise ValueError(f"{value!r} is not a size (use e.g. 100MB, 1GB or 0 for off)")
+        unit = match.group(2).upper().rstrip("B").rstrip("I")
+        return int(match.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
+    return value
+
+
 class AuditConfig(Model):
+    """The audit trail (SPEC §6)."""
+
     path: Path = Path("/var/log/syncd/audit.jsonl")
+    fsync: Literal["batch", "record"] = "batch"
+    rotate_size: Annotated[int, BeforeValidator(_size)] = Field(default=100 << 20, ge=0)
+    rotate_age: Duration | None = None
+    checkpoint_records: int = Field(default=1000, ge=1)
+    checkpoint_interval: Duration = timedelta(minutes=15)
+    hmac_key_file: Path | None = None
+    key_id: str = ""
 
 
 class Config(Model):
@@ -331,6 +350,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for section in ("source", "audit"):
         if section in out:
             out[section] = rel(out[section], "path", base)
+    if "audit" in out:
+        out["audit"] = rel(out["audit"], "hmac_key_file", Path(credentials or base))
     if isinstance(out.get("targets"), dict):
         targets = {}
         for name, target in out["targets"].items():
@@ -392,6 +413,20 @@ def _cross_check(config: Config, doc: yamlsrc.LocatedYaml) -> list[ConfigProblem
                         "group DN is not a valid DN",
                         "write it like cn=developers,ou=groups,dc=example,dc=com",
                     )
+    audit = config.audit
+    if audit.hmac_key_file is not None:
+        if not audit.hmac_key_file.is_file():
+            add(
+                ("audit", "hmac_key_file"),
+                f"{audit.hmac_key_file} does not exist",
+                "point it at a file holding the HMAC key (e.g. 32 random bytes, base64)",
+            )
+        if not audit.key_id:
+            add(
+                ("audit", "key_id"),
+                "an HMAC key needs a key_id",
+                "name the key, e.g. key_id: audit-2027",
+            )
     for name, target in config.targets.items():
         where = ("targets", name)
         problem = target.secret_problem()

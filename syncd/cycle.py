@@ -38,6 +38,7 @@ class CyclePlan:
     invalid: list[InvalidRecord]
     people: dict[str, Person]
     plans: list[TargetPlan] = field(default_factory=list)
+    observed: dict[str, Observed] = field(default_factory=dict)  # by target
     errors: dict[str, str] = field(default_factory=dict)  # target -> why it has no plan
 
 
@@ -100,6 +101,7 @@ def plan_cycle(
         for group in sorted(missing):
             log.error("%s: managed group %s does not exist", name, group)
         observed = Observed(accounts, conflicts, missing)
+        cycle.observed[name] = observed
         cycle.plans.append(
             plan_target(
                 config.target_policy(name),

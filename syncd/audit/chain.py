@@ -1,0 +1,75 @@
+"""The hash chain: canonical JSON and record digests. Pure; used by the writer and verify.
+
+Canonical form: the record as JSON with keys sorted at every level, no insignificant
+whitespace, UTF-8 without escaping non-ASCII. For the values syncd writes (strings,
+integers, booleans, null, lists, objects; never floats) this is the JSON Canonicalization
+Scheme of RFC 8785.
+
+Each record carries ``unmapped.chain``::
+
+    {"alg": "sha256" | "hmac-sha256", "prev": <hash of the previous record>,
+     "hash": <digest of this record>, "key_id": <HMAC key name, hmac only>}
+
+``hash`` is SHA-256 (or HMAC-SHA-256 with the site's key) over the canonical form of
+the record without ``unmapped.chain.hash``. The first record of a trail links to
+``GENESIS``. Changing, removing, inserting or reordering a record breaks a hash or a
+link; with HMAC, rewriting the whole chain needs the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical(record: dict[str, Any]) -> str:
+    return _CANONICAL.encode(record)
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """Computes record digests: plain SHA-256, or HMAC-SHA-256 when a key is given."""
+
+    key: bytes = b""
+    key_id: str = ""
+
+    @property
+    def alg(self) -> str:
+        return "hmac-sha256" if self.key else "sha256"
+
+    def digest(self, data: str) -> str:
+        raw = data.encode("utf-8")
+        if self.key:
+            return hmac.new(self.key, raw, hashlib.sha256).hexdigest()
+        return hashlib.sha256(raw).hexdigest()
+
+    def seal(self, record: dict[str, Any], prev: str) -> tuple[str, str]:
+        """Link ``record`` to ``prev``; returns (its line without newline, its hash)."""
+        chain: dict[str, str] = {"alg": self.alg, "prev": prev}
+        if self.key:
+            chain["key_id"] = self.key_id
+        record.setdefault("unmapped", {})["chain"] = chain
+        digest = self.digest(canonical(record))
+        chain["hash"] = digest
+        return canonical(record), digest
+
+
+def recompute(record: dict[str, Any], sealer: Sealer | None) -> str | None:
+    """The digest ``record`` should carry, or None when it cannot be checked (an HMAC
+    record and no key, or no chain at all)."""
+    chain = (record.get("unmapped") or {}).get("chain")
+    if not isinstance(chain, dict):
+        return None
+    stripped = {k: v for k, v in chain.items() if k != "hash"}
+    copy = {**record, "unmapped": {**record["unmapped"], "chain": stripped}}
+    if chain.get("alg") == "hmac-sha256":
+        if sealer is None or not sealer.key:
+            return None
+        return sealer.digest(canonical(copy))
+    return Sealer().digest(canonical(copy))

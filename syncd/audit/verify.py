@@ -1,0 +1,253 @@
+"""``syncd audit verify``: recompute a trail's hashes and check every link.
+
+Called by the CLI. Reads one file, a directory (sealed files oldest first, then the
+active file) or a list of files, and reports the first problem precisely: which file,
+line and sequence, and what kind it is:
+
+* ``edited``: a record's content no longer matches its hash (or a malformed line);
+* ``deleted``: a sequence number is missing;
+* ``inserted``: a record that does not belong (a sequence appears twice, or a record
+  whose hash was recomputed does not link to its neighbours);
+* ``reordered``: a record appears out of its place;
+* ``truncated``: the end of a file is gone (a cut line, a sealed file without its
+  seal, or the anchor given with ``--expect-head`` not in the trail);
+* ``missing file``: a sealed file between two others is absent;
+* ``forged``: with ``--key-file``, a record without a valid HMAC under that key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syncd.audit.chain import GENESIS, Sealer, recompute
+
+_SEALED = re.compile(r".+-\d{8}T\d{6}\d*Z-\d{12}\.[^.]+$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    sequence: int | None
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        seq = f", sequence {self.sequence}" if self.sequence is not None else ""
+        return f"{self.file} line {self.line}{seq}: {self.kind}: {self.message}"
+
+
+@dataclass
+class Result:
+    files: list[str] = field(default_factory=list)
+    records: int = 0
+    first_sequence: int | None = None
+    last_sequence: int | None = None
+    head: str | None = None
+    problem: Problem | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def trail_files(paths: Iterable[Path]) -> list[Path]:
+    """Files to verify in chain order: sealed files by name, then active files."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += [p for p in path.iterdir() if p.is_file() and p.suffix == ".jsonl"]
+        else:
+            files.append(path)
+    return sorted(set(files), key=lambda p: (not _SEALED.match(p.name), p.name))
+
+
+class _Verifier:
+    def __init__(self, sealer: Sealer | None) -> None:
+        self.sealer = sealer
+        self.result = Result()
+        self.prev: str | None = None  # hash of the last good record
+        self.expected: int | None = None  # next sequence number
+        self.hashes: set[str] = set()
+        self.hmac_unchecked = False
+
+    def fail(self, file: Path, line: int, sequence: int | None, kind: str, message: str) -> None:
+        self.result.problem = Problem(file.name, line, sequence, kind, message)
+
+    def run(self, files: list[Path]) -> Result:
+        for index, file in enumerate(files):
+            self.result.files.append(file.name)
+            self.file(file, files[index - 1].name if index else None, index == len(files) - 1)
+            if self.result.problem:
+                break
+        if self.hmac_unchecked:
+            self.result.notes.append(
+                "HMAC records were not recomputed (no --key-file); links and sequences were checked"
+            )
+        return self.result
+
+    def file(self, file: Path, previous: str | None, last: bool) -> None:
+        data = file.read_bytes()
+        lines = data.split(b"\n")
+        if lines[-1]:
+            self.fail(
+                file, len(lines), None, "truncated", "the last line is cut short (no newline)"
+            )
+            return
+        records = lines[:-1]
+        if not records:
+            self.fail(file, 1, None, "truncated", "the file is empty")
+            return
+        parsed = []
+        for number, raw in enumerate(records, 1):
+            try:
+                record = json.loads(raw)
+                seq = int(record["metadata"]["sequence"])
+                chain = record["unmapped"]["chain"]
+                str(chain["hash"]), str(chain["prev"])
+            except (ValueError, KeyError, TypeError):
+                self.fail(file, number, None, "edited", "not a syncd audit record")
+                return
+            parsed.append((number, seq, record))
+        if not self.header(file, parsed[0][2], previous):
+            return
+        seqs_ahead = {seq for _, seq, _ in parsed}
+        seen: dict[int, int] = {}
+        for number, seq, record in parsed:
+            if not self.record(file, number, seq, record, seen, seqs_ahead):
+                return
+            seen[seq] = number
+        if not last and parsed[-1][2]["unmapped"].get("phase") != "seal":
+            self.fail(
+                file,
+                len(parsed),
+                parsed[-1][1],
+                "truncated",
+                "a sealed file must end with its seal record",
+            )
+
+    def header(self, file: Path, record: dict[str, Any], previous: str | None) -> bool:
+        unmapped = record["unmapped"]
+        if unmapped.get("phase") != "header":
+            self.fail(
+                file,
+                1,
+                record["metadata"]["sequence"],
+                "truncated",
+                "the file does not start with its header record",
+            )
+            return False
+        named = unmapped.get("previous_file")
+        if self.prev is None:  # the first file given: where does the chain start?
+            if named is None and unmapped.get("previous_hash") == GENESIS:
+                self.prev, self.expected = GENESIS, 1
+            else:
+                self.prev = str(unmapped.get("previous_hash"))
+                self.expected = int(unmapped.get("previous_sequence", 0)) + 1
+                self.result.notes.append(f"the chain starts after {named} (not given)")
+            return True
+        if named != previous:
+            self.fail(
+                file,
+                1,
+                record["metadata"]["sequence"],
+                "missing file",
+                f"the header continues {named}, but the file before it is {previous}",
+            )
+            return False
+        return True
+
+    def record(
+        self,
+        file: Path,
+        number: int,
+        seq: int,
+        record: dict[str, Any],
+        seen: dict[int, int],
+        ahead: set[int],
+    ) -> bool:
+        chain = record["unmapped"]["chain"]
+        stored = str(chain["hash"])
+        if (
+            self.sealer is not None
+            and self.sealer.key
+            and (chain.get("alg") != "hmac-sha256" or chain.get("key_id") != self.sealer.key_id)
+        ):
+            self.fail(
+                file,
+                number,
+                seq,
+                "forged",
+                f"no HMAC under key {self.sealer.key_id!r} (alg {chain.get('alg')})",
+            )
+            return False
+        computed = recompute(record, self.sealer)
+        if computed is None:
+            self.hmac_unchecked = True
+        elif computed != stored:
+            kind = "forged" if chain.get("alg") == "hmac-sha256" else "edited"
+            self.fail(file, number, seq, kind, "the record does not match its hash")
+            return False
+        assert self.expected is not None
+        if seq != self.expected or chain["prev"] != self.prev:
+            self.fail(file, number, seq, *self.break_kind(seq, seen, ahead))
+            return False
+        self.hashes.add(stored)
+        self.prev, self.expected = stored, seq + 1
+        result = self.result
+        result.records += 1
+        result.first_sequence = result.first_sequence or seq
+        result.last_sequence, result.head = seq, stored
+        return True
+
+    def break_kind(self, seq: int, seen: dict[int, int], ahead: set[int]) -> tuple[str, str]:
+        expected = self.expected
+        assert expected is not None
+        if seq in seen:
+            return (
+                "inserted",
+                f"sequence {seq} appears twice (first at line {seen[seq]}); "
+                "one of the two does not belong",
+            )
+        if seq > expected:
+            if expected in ahead:
+                return ("reordered", f"sequence {seq} comes before {expected}")
+            missing = f"{expected}" if seq == expected + 1 else f"{expected} to {seq - 1}"
+            return ("deleted", f"sequence {missing} is missing")
+        if seq < expected:
+            return ("reordered", f"sequence {seq} comes after {expected - 1}")
+        return (
+            "inserted",
+            "the record does not link to the one before it (its hash was "
+            "recomputed, or the one before was replaced)",
+        )
+
+
+def verify(
+    paths: Iterable[Path], *, sealer: Sealer | None = None, expect_head: str | None = None
+) -> Result:
+    files = trail_files(paths)
+    checker = _Verifier(sealer)
+    result = checker.run(files)
+    if result.problem is None and expect_head and expect_head not in checker.hashes:
+        last = files[-1].name if files else ""
+        result.problem = Problem(
+            last,
+            0,
+            result.last_sequence,
+            "truncated",
+            f"the anchor {expect_head[:16]}… is not in the trail: records "
+            "were removed or the chain was rewritten",
+        )
+    return result
