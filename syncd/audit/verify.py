@@ -123,11 +123,11 @@ class _Verifier:
         if not self.header(file, parsed[0][2], previous):
             return
         seqs_ahead = {seq for _, seq, _ in parsed}
-        seen: dict[int, int] = {}
+        seen: dict[int, tuple[int, str]] = {}  # sequence -> (line, prev) of accepted records
         for number, seq, record in parsed:
             if not self.record(file, number, seq, record, seen, seqs_ahead):
                 return
-            seen[seq] = number
+            seen[seq] = (number, record["unmapped"]["chain"]["prev"])
         if not last and parsed[-1][2]["unmapped"].get("phase") != "seal":
             self.fail(
                 file,
@@ -174,7 +174,7 @@ class _Verifier:
         number: int,
         seq: int,
         record: dict[str, Any],
-        seen: dict[int, int],
+        seen: dict[int, tuple[int, str]],
         ahead: set[int],
     ) -> bool:
         chain = record["unmapped"]["chain"]
@@ -201,7 +201,17 @@ class _Verifier:
             return False
         assert self.expected is not None
         if seq != self.expected or chain["prev"] != self.prev:
-            self.fail(file, number, seq, *self.break_kind(seq, seen, ahead))
+            if seq in seen and seen[seq][1] == chain["prev"]:
+                # Same place in the chain as an earlier record: that one is the intruder.
+                self.fail(
+                    file,
+                    seen[seq][0],
+                    seq,
+                    "inserted",
+                    f"this record was inserted before the genuine sequence {seq} at line {number}",
+                )
+            else:
+                self.fail(file, number, seq, *self.break_kind(seq, seen, ahead))
             return False
         self.hashes.add(stored)
         self.prev, self.expected = stored, seq + 1
@@ -211,7 +221,9 @@ class _Verifier:
         result.last_sequence, result.head = seq, stored
         return True
 
-    def break_kind(self, seq: int, seen: dict[int, int], ahead: set[int]) -> tuple[str, str]:
+    def break_kind(
+        self, seq: int, seen: dict[int, tuple[int, str]], ahead: set[int]
+    ) -> tuple[str, str]:
         expected = self.expected
         assert expected is not None
         if seq in seen:

@@ -221,7 +221,7 @@ class AuditWriter:
             ),
             self.correlation,
         )
-        self.sync()
+        os.fsync(self._fd)
 
     # -- rotation ----------------------------------------------------------------------
     def _rotation_due(self) -> bool:
@@ -247,7 +247,7 @@ class AuditWriter:
             ),
             self.correlation,
         )
-        self.sync()
+        os.fsync(self._fd)
         os.close(self._fd)
         name = f"{self.path.stem}-{_stamp()}-{self._file_first_sequence:012d}{self.path.suffix}"
         os.rename(self.path, self.path.parent / name)
@@ -257,6 +257,8 @@ class AuditWriter:
 
     # -- records -----------------------------------------------------------------------
     def intent(self, action: Action, correlation: str) -> None:
+        if not self._open_intents and not self.pending and self._rotation_due():
+            self._rotate()  # between batches: a batch's intents and outcomes share a file
         uid = self._action(action, correlation, OTHER, "Intent", "intent", "")
         self._open_intents[id(action)] = uid
 
@@ -407,7 +409,7 @@ class AuditWriter:
     def sync(self) -> None:
         """Make every record written so far durable; rotate if due and no intent is open."""
         os.fsync(self._fd)
-        if not self._open_intents and self._rotation_due():
+        if not self._open_intents and not self.pending and self._rotation_due():
             self._rotate()
 
     def close(self) -> None:

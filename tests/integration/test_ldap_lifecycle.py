@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from ldap3 import Connection
 
+from syncd.audit import AuditWriter
+from syncd.core.model import Action, ActionKind
 from tests.integration.conftest import (
     BASE_DN,
     GROUPS,
@@ -556,3 +558,30 @@ def test_a_converged_cycle_costs_the_same_few_searches_whatever_the_size(
     assert "(no changes)" in result.out
     # managed entries, one per credential attribute, one per managed group (all four)
     assert calls == Counter({"search": 1 + 2 + len(GROUPS)})
+
+
+def test_intents_a_crash_left_open_are_settled_from_what_the_directory_shows(lab: Lab) -> None:
+    lab.write_config()
+    lab.contracts(ANA, contract("C-40", "Bo", "Chen", ["writer"], day(-1), day(9)))
+    # A previous run announced both creates, made only Ana's, then died.
+    with AuditWriter(lab.audit_path) as audit:
+        for person, user in (
+            ("ana.lopez@vendor.example", "ana.lopez"),
+            ("bo.chen@vendor.example", "bo.chen"),
+        ):
+            audit.intent(
+                Action("corp", ActionKind.CREATE, person, user, None, "before crash", ("C",)),
+                "crashed-run",
+            )
+        audit.sync()
+    lab.add_account("ana.lopez", "ana.lopez@vendor.example")
+
+    result = lab.syncd("sync")
+
+    assert result.code == 0, result.out
+    settled = {r["user"]["name"]: r for r in lab.audit() if r["unmapped"].get("observed")}
+    assert settled["ana.lopez"]["status"] == "Success"
+    assert settled["bo.chen"]["status"] == "Failure"
+    assert "planned again" in settled["bo.chen"]["status_detail"]
+    assert lab.entry(dn_of("bo.chen")) is not None
+    assert lab.syncd("audit", "verify").code == 0
