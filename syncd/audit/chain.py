@@ -50,26 +50,28 @@ class Sealer:
         return hashlib.sha256(raw).hexdigest()
 
     def seal(self, record: dict[str, Any], prev: str) -> tuple[str, str]:
-        """Link ``record`` to ``prev``; returns (its line without newline, its hash)."""
+        """Link ``record`` to ``prev``; returns (its line without newline, its hash).
+
+        The line is the canonical form with the hash put in place as text: in canonical
+        form ``"hash"`` is the key right after ``"alg"`` in the chain object, and that
+        ``"chain":{`` can only be ours (any other text is inside an escaped string)."""
         chain: dict[str, str] = {"alg": self.alg, "prev": prev}
         if self.key:
             chain["key_id"] = self.key_id
         record.setdefault("unmapped", {})["chain"] = chain
-        digest = self.digest(canonical(record))
+        body = canonical(record)
+        digest = self.digest(body)
         chain["hash"] = digest
-        return canonical(record), digest
+        marker = f'"chain":{{"alg":"{self.alg}",'
+        return body.replace(marker, f'{marker}"hash":"{digest}",', 1), digest
 
 
-def recompute(record: dict[str, Any], sealer: Sealer | None) -> str | None:
-    """The digest ``record`` should carry, or None when it cannot be checked (an HMAC
-    record and no key, or no chain at all)."""
-    chain = (record.get("unmapped") or {}).get("chain")
-    if not isinstance(chain, dict):
-        return None
-    stripped = {k: v for k, v in chain.items() if k != "hash"}
-    copy = {**record, "unmapped": {**record["unmapped"], "chain": stripped}}
+def recompute(line: str, chain: dict[str, Any], sealer: Sealer | None) -> str | None:
+    """The digest a stored line should carry, or None when it cannot be checked (an
+    HMAC record and no key). The line must be canonical; any other byte is an edit."""
+    body = line.replace(f'"hash":"{chain.get("hash")}",', "", 1)
     if chain.get("alg") == "hmac-sha256":
         if sealer is None or not sealer.key:
             return None
-        return sealer.digest(canonical(copy))
-    return Sealer().digest(canonical(copy))
+        return sealer.digest(body)
+    return Sealer().digest(body)

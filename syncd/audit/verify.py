@@ -109,7 +109,7 @@ class _Verifier:
         if not records:
             self.fail(file, 1, None, "truncated", "the file is empty")
             return
-        parsed = []
+        parsed: list[tuple[int, int, dict[str, Any], str]] = []
         for number, raw in enumerate(records, 1):
             try:
                 record = json.loads(raw)
@@ -119,13 +119,13 @@ class _Verifier:
             except (ValueError, KeyError, TypeError):
                 self.fail(file, number, None, "edited", "not a syncd audit record")
                 return
-            parsed.append((number, seq, record))
+            parsed.append((number, seq, record, raw.decode("utf-8")))
         if not self.header(file, parsed[0][2], previous):
             return
-        seqs_ahead = {seq for _, seq, _ in parsed}
+        seqs_ahead = {seq for _, seq, _, _ in parsed}
         seen: dict[int, tuple[int, str]] = {}  # sequence -> (line, prev) of accepted records
-        for number, seq, record in parsed:
-            if not self.record(file, number, seq, record, seen, seqs_ahead):
+        for number, seq, record, text in parsed:
+            if not self.record(file, number, seq, record, text, seen, seqs_ahead):
                 return
             seen[seq] = (number, record["unmapped"]["chain"]["prev"])
         if not last and parsed[-1][2]["unmapped"].get("phase") != "seal":
@@ -174,6 +174,7 @@ class _Verifier:
         number: int,
         seq: int,
         record: dict[str, Any],
+        text: str,
         seen: dict[int, tuple[int, str]],
         ahead: set[int],
     ) -> bool:
@@ -192,7 +193,7 @@ class _Verifier:
                 f"no HMAC under key {self.sealer.key_id!r} (alg {chain.get('alg')})",
             )
             return False
-        computed = recompute(record, self.sealer)
+        computed = recompute(text, chain, self.sealer)
         if computed is None:
             self.hmac_unchecked = True
         elif computed != stored:
