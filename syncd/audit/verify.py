@@ -26,6 +26,7 @@ from typing import Any
 
 from syncd.audit.chain import GENESIS, Sealer, recompute
 
+_WINDOW = 100_000  # recent sequences kept to tell an inserted record from a reordered one
 _SEALED = re.compile(r".+-\d{8}T\d{6}\d*Z-\d{12}\.[^.]+$")
 
 
@@ -98,44 +99,37 @@ class _Verifier:
         return self.result
 
     def file(self, file: Path, previous: str | None, last: bool) -> None:
-        data = file.read_bytes()
-        lines = data.split(b"\n")
-        if lines[-1]:
-            self.fail(
-                file, len(lines), None, "truncated", "the last line is cut short (no newline)"
-            )
-            return
-        records = lines[:-1]
-        if not records:
+        """Check one file, streaming: memory stays flat however long the file."""
+        seen: dict[int, tuple[int, str]] = {}  # sequence -> (line, prev), recent records
+        number, seq, phase = 0, None, None
+        with file.open("rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.endswith(b"\n"):
+                    self.fail(
+                        file, number, None, "truncated", "the last line is cut short (no newline)"
+                    )
+                    return
+                text = raw[:-1].decode("utf-8", errors="replace")
+                try:
+                    record = json.loads(text)
+                    seq = int(record["metadata"]["sequence"])
+                    chain = record["unmapped"]["chain"]
+                    str(chain["hash"]), str(chain["prev"])
+                except (ValueError, KeyError, TypeError):
+                    self.fail(file, number, None, "edited", "not a syncd audit record")
+                    return
+                if number == 1 and not self.header(file, record, previous):
+                    return
+                if not self.record(file, number, seq, record, text, seen):
+                    return
+                seen[seq] = (number, chain["prev"])
+                if len(seen) > _WINDOW:
+                    del seen[next(iter(seen))]
+                phase = record["unmapped"].get("phase")
+        if number == 0:
             self.fail(file, 1, None, "truncated", "the file is empty")
-            return
-        parsed: list[tuple[int, int, dict[str, Any], str]] = []
-        for number, raw in enumerate(records, 1):
-            try:
-                record = json.loads(raw)
-                seq = int(record["metadata"]["sequence"])
-                chain = record["unmapped"]["chain"]
-                str(chain["hash"]), str(chain["prev"])
-            except (ValueError, KeyError, TypeError):
-                self.fail(file, number, None, "edited", "not a syncd audit record")
-                return
-            parsed.append((number, seq, record, raw.decode("utf-8")))
-        if not self.header(file, parsed[0][2], previous):
-            return
-        seqs_ahead = {seq for _, seq, _, _ in parsed}
-        seen: dict[int, tuple[int, str]] = {}  # sequence -> (line, prev) of accepted records
-        for number, seq, record, text in parsed:
-            if not self.record(file, number, seq, record, text, seen, seqs_ahead):
-                return
-            seen[seq] = (number, record["unmapped"]["chain"]["prev"])
-        if not last and parsed[-1][2]["unmapped"].get("phase") != "seal":
-            self.fail(
-                file,
-                len(parsed),
-                parsed[-1][1],
-                "truncated",
-                "a sealed file must end with its seal record",
-            )
+        elif not last and phase != "seal":
+            self.fail(file, number, seq, "truncated", "a sealed file must end with its seal record")
 
     def header(self, file: Path, record: dict[str, Any], previous: str | None) -> bool:
         unmapped = record["unmapped"]
@@ -176,7 +170,6 @@ class _Verifier:
         record: dict[str, Any],
         text: str,
         seen: dict[int, tuple[int, str]],
-        ahead: set[int],
     ) -> bool:
         chain = record["unmapped"]["chain"]
         stored = str(chain["hash"])
@@ -212,7 +205,7 @@ class _Verifier:
                     f"this record was inserted before the genuine sequence {seq} at line {number}",
                 )
             else:
-                self.fail(file, number, seq, *self.break_kind(seq, seen, ahead))
+                self.fail(file, number, seq, *self.break_kind(file, number, seq, seen))
             return False
         self.hashes.add(stored)
         self.prev, self.expected = stored, seq + 1
@@ -223,7 +216,7 @@ class _Verifier:
         return True
 
     def break_kind(
-        self, seq: int, seen: dict[int, tuple[int, str]], ahead: set[int]
+        self, file: Path, number: int, seq: int, seen: dict[int, tuple[int, str]]
     ) -> tuple[str, str]:
         expected = self.expected
         assert expected is not None
@@ -234,7 +227,7 @@ class _Verifier:
                 "one of the two does not belong",
             )
         if seq > expected:
-            if expected in ahead:
+            if _appears_after(file, number, expected):
                 return ("reordered", f"sequence {seq} comes before {expected}")
             missing = f"{expected}" if seq == expected + 1 else f"{expected} to {seq - 1}"
             return ("deleted", f"sequence {missing} is missing")
@@ -245,6 +238,13 @@ class _Verifier:
             "the record does not link to the one before it (its hash was "
             "recomputed, or the one before was replaced)",
         )
+
+
+def _appears_after(file: Path, number: int, seq: int) -> bool:
+    """Whether a record with sequence ``seq`` comes after line ``number`` (on failure only)."""
+    needle = f'"sequence":{seq},'.encode()
+    with file.open("rb") as handle:
+        return any(needle in raw for index, raw in enumerate(handle, 1) if index > number)
 
 
 def verify(
