@@ -11,6 +11,7 @@ is reported as not attempted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syncd.audit import AuditWriter, Outcome
@@ -38,8 +39,14 @@ class ApplyReport:
 
 
 def apply_plan(
-    plan: TargetPlan, target: Target, audit: AuditWriter, correlation: str
+    plan: TargetPlan,
+    target: Target,
+    audit: AuditWriter,
+    correlation: str,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> ApplyReport:
+    """Run ``plan``; ``stopping`` is asked between chunks (the daemon's SIGTERM): the
+    write in flight finishes, the rest is reported as not attempted."""
     report = ApplyReport(plan.target)
     for action in plan.held:
         audit.held(action, correlation)
@@ -48,7 +55,7 @@ def apply_plan(
     failed_creates: set[str] = set()
     pending: list[Action] = []
     for action in plan.runnable:
-        if report.unavailable:
+        if report.unavailable or (not pending and stopping()):
             report.skipped.append(action)
             continue
         if action.person in failed_creates:
@@ -57,6 +64,9 @@ def apply_plan(
         if pending and (pending[0].kind is not action.kind or len(pending) >= CHUNK):
             _send(pending, target, audit, correlation, report, failed_creates)
             pending = []
+            if stopping():
+                report.skipped.append(action)
+                continue
             if action.person in failed_creates:
                 report.skipped.append(action)
                 continue

@@ -7,6 +7,7 @@ observed); 2 usage, config or source error; 3 something held by a safety limit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from syncd import __version__, report
+from syncd import __version__, logfmt, report
 from syncd.audit import AuditWriter
 from syncd.audit.chain import Sealer
 from syncd.audit.records import OTHER_ACTIVITY, START, STOP
@@ -35,7 +36,9 @@ from syncd.cycle import (
     read_contracts,
     selected_targets,
 )
+from syncd.daemon import Daemon
 from syncd.errors import ConfigError, SourceError, SyncdError
+from syncd.state import StateLocked
 from syncd.targets.base import Target
 
 log = logging.getLogger("syncd")
@@ -54,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # One-shot commands run as one cycle; the daemon relaxes the collector per cycle.
+    relaxed = gc_relaxed() if args.func is not _run else contextlib.nullcontext()
     try:
-        with gc_relaxed():
+        with relaxed:
             result: int = args.func(args)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
@@ -77,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the daemon: reconcile continuously (systemd service)")
+    run.add_argument(
+        "--log-format",
+        choices=["plain", "json"],
+        default="plain",
+        help="one line per event on stderr, plain text or JSON",
+    )
+    run.set_defaults(func=_run)
 
     sync = sub.add_parser("sync", help="run one reconcile cycle")
     sync.add_argument("--dry-run", action="store_true", help="plan only, write nothing")
@@ -169,6 +183,17 @@ def _planned(
         for target in targets.values():
             target.close()
         raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    logfmt.setup(logging.DEBUG if args.verbose > 1 else logging.INFO, args.log_format)
+    path = config_path(args.config)
+    config = load_config(path)
+    try:
+        return Daemon(path, config).run()
+    except StateLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -56,6 +56,27 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def secret_problem(name: str, file: Path | None, env: str | None) -> str | None:
+    """Why the secret ``name`` (given as ``{name}_file`` or ``{name}_env``) can't be read."""
+    if file is None and env is None:
+        return f"no {name}_file or {name}_env given"
+    if file is not None:
+        if not file.is_file():
+            return f"{name}_file {file} does not exist"
+        if not os.access(file, os.R_OK):
+            return f"{name}_file {file} is not readable"
+    elif env and env not in os.environ:
+        return f"environment variable {env} is not set"
+    return None
+
+
+def read_secret(file: Path | None, env: str | None) -> str:
+    """A secret's value from its file or variable; callers must never log or print it."""
+    if file is not None:
+        return file.read_text(encoding="utf-8").strip()
+    return os.environ.get(env or "", "")
+
+
 class SecretRef(Model):
     """A secret named by file or environment variable, never given inline."""
 
@@ -63,23 +84,11 @@ class SecretRef(Model):
     password_env: str | None = None
 
     def secret_problem(self) -> str | None:
-        if self.password_file is None and self.password_env is None:
-            return "no password_file or password_env given"
-        if self.password_file is not None:
-            path = self.password_file
-            if not path.is_file():
-                return f"password_file {path} does not exist"
-            if not os.access(path, os.R_OK):
-                return f"password_file {path} is not readable"
-        elif self.password_env and self.password_env not in os.environ:
-            return f"environment variable {self.password_env} is not set"
-        return None
+        return secret_problem("password", self.password_file, self.password_env)
 
     def read_secret(self) -> str:
         """The secret's value; callers must never log or print it."""
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return os.environ.get(self.password_env or "", "")
+        return read_secret(self.password_file, self.password_env)
 
 
 class FileSource(Model):
@@ -127,6 +136,18 @@ class PolicyConfig(Model):
 class SafetyConfig(Model):
     max_orphan_disables: LimitField = Limit(10)
     max_deletes: LimitField = Limit(10)
+    # the daemon distrusts a source whose valid contracts drop by more than this
+    max_source_drop: LimitField = Limit(20, percent=True)
+
+
+class DaemonConfig(Model):
+    """``syncd run`` (SPEC §4)."""
+
+    interval: Duration = timedelta(minutes=5)
+    state_dir: Path = Path("/var/lib/syncd")
+    metrics_address: str = "127.0.0.1:9464"  # "" turns the HTTP endpoint off
+    ready_timeout: Duration = timedelta(seconds=60)
+    backoff_max: Duration = timedelta(minutes=5)
 
 
 class DisableConfig(Model):
@@ -178,7 +199,115 @@ class LdapTarget(SecretRef):
     retries: int = Field(default=5, ge=0, le=50)
 
 
-TargetConfig = LdapTarget
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+DEFAULT_SCIM_ATTRIBUTES = {
+    "name.givenName": "{given_name}",
+    "name.familyName": "{family_name}",
+    "displayName": "{given_name} {family_name}",
+    "emails": "{email}",
+    f"{ENTERPRISE_USER}:employeeNumber": "{person}",
+    f"{ENTERPRISE_USER}:organization": "{vendor}",
+    f"{ENTERPRISE_USER}:manager": "{sponsor}",
+}
+# Single-valued string attributes of the User schema and its enterprise extension (RFC
+# 7643 §4) that templates may fill. userName, externalId and active are syncd's own;
+# ``emails`` is the primary work address; ``manager`` takes the sponsor's e-mail and
+# is sent as a reference to that user. Other extensions' ``urn:...:attr`` paths pass.
+SCIM_USER_PATHS = frozenset(
+    {
+        "displayName", "nickName", "title", "userType", "preferredLanguage", "locale",
+        "timezone", "profileUrl", "emails", "name.formatted", "name.familyName",
+        "name.givenName", "name.middleName", "name.honorificPrefix", "name.honorificSuffix",
+        *(
+            f"{ENTERPRISE_USER}:{name}"
+            for name in (
+                "employeeNumber", "costCenter", "organization", "division", "department",
+                "manager",
+            )
+        ),
+    }
+)  # fmt: skip
+
+
+class ScimTarget(Model):
+    """A SCIM 2.0 service provider (RFC 7643/7644): a SaaS application's user API."""
+
+    type: Literal["scim"]
+    url: str  # base URL, e.g. https://api.example.com/scim/v2
+    ca_file: Path | None = None
+    allow_plaintext: bool = False  # http:// sends the token in clear
+    token_file: Path | None = None
+    token_env: str | None = None
+    token_url: str | None = None  # OAuth2 client credentials instead of a fixed token
+    client_id: str | None = None
+    client_secret_file: Path | None = None
+    client_secret_env: str | None = None
+    scope: str | None = None
+    external_id_prefix: str = Field(default="syncd:", min_length=1)
+    attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SCIM_ATTRIBUTES))
+    bulk: bool = True
+    page_size: int = Field(default=500, ge=1, le=10000)
+    concurrency: int = Field(default=4, ge=1, le=32)
+    timeout: int = Field(default=30, ge=1, le=600)
+    retries: int = Field(default=5, ge=0, le=50)
+    max_retry_after: int = Field(default=120, ge=0, le=3600)
+    native_expiry: ClassVar[bool] = False  # SCIM has no account end date
+
+    def read_token(self) -> str:
+        """The fixed bearer token; callers must never log or print it."""
+        return read_secret(self.token_file, self.token_env)
+
+    def read_client_secret(self) -> str:
+        return read_secret(self.client_secret_file, self.client_secret_env)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        """(field, message, fix) for what the schema alone cannot check."""
+        out: list[tuple[str, str, str]] = []
+        for field, url in (("url", self.url), ("token_url", self.token_url)):
+            scheme = (url or "https://").split("://", 1)[0].lower()
+            if scheme not in ("https", "http"):
+                out.append((field, f"{url!r} is not an https:// URL", "use https://host/path"))
+            elif scheme == "http" and not self.allow_plaintext:
+                out.append(
+                    (
+                        field,
+                        "the token would cross the network unencrypted",
+                        "use https://, or set allow_plaintext: true explicitly",
+                    )
+                )
+        if self.token_url is None:
+            problem = secret_problem("token", self.token_file, self.token_env)
+            if problem:
+                field = "token_env" if self.token_env else "token_file"
+                out.append((field, problem, "name the bearer token's file, or use token_url"))
+        else:
+            if self.token_file or self.token_env:
+                out.append(("token_url", "give a fixed token or token_url, not both", ""))
+            if not self.client_id:
+                out.append(("client_id", "token_url needs a client_id", "add client_id:"))
+            problem = secret_problem(
+                "client_secret", self.client_secret_file, self.client_secret_env
+            )
+            if problem:
+                field = "client_secret_env" if self.client_secret_env else "client_secret_file"
+                out.append((field, problem, "point it at the OAuth2 client secret"))
+        for path, template in self.attributes.items():
+            if path not in SCIM_USER_PATHS and not (
+                path.startswith("urn:") and not path.startswith(ENTERPRISE_USER + ":")
+            ):
+                out.append(
+                    (
+                        f"attributes.{path}",
+                        "not a SCIM attribute syncd can fill",
+                        "use a single-valued string attribute such as displayName, "
+                        "name.givenName, emails, title or an extension's urn:...:name",
+                    )
+                )
+            out += [(f"attributes.{path}", message, "") for message in template_errors(template)]
+        return out
+
+
+TargetConfig = Annotated[LdapTarget | ScimTarget, Field(discriminator="type")]
 
 
 def _size(value: Any) -> Any:
@@ -213,6 +342,7 @@ class Config(Model):
     roles: dict[str, dict[str, list[str]]]
     targets: dict[str, TargetConfig]
     audit: AuditConfig = AuditConfig()
+    daemon: DaemonConfig = DaemonConfig()
 
     def core_policy(self) -> Policy:
         p = self.policy
@@ -250,7 +380,7 @@ _FIXES = {
 }
 
 
-_UNION_TAGS = frozenset({"ldap", "file"})
+_UNION_TAGS = frozenset({"ldap", "scim", "file"})
 
 
 def config_path(explicit: str | None) -> Path:
@@ -317,25 +447,27 @@ def _inline_secrets(doc: yamlsrc.LocatedYaml) -> list[ConfigProblem]:
     if not isinstance(targets, dict):
         return problems
     for name, target in targets.items():
-        if isinstance(target, dict) and "password" in target:
-            loc = ("targets", name, "password")
+        for secret in ("password", "token", "client_secret"):
+            if not (isinstance(target, dict) and secret in target):
+                continue
+            loc = ("targets", name, secret)
             problems.append(
                 ConfigProblem(
                     doc.file,
                     doc.line(loc),
                     yamlsrc.dotted(loc),
                     "secrets are never read from the config file",
-                    "use password_file or password_env",
+                    f"use {secret}_file or {secret}_env",
                 )
             )
-            del target["password"]
+            del target[secret]
     return problems
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative paths in the config are relative to the config file's folder, except a
-    relative ``password_file``, looked up in ``$CREDENTIALS_DIRECTORY`` when systemd
-    set it (``LoadCredential=``)."""
+    """Relative paths in the config are relative to the config file's folder, except
+    relative secret files (``password_file``, ``token_file``, ``client_secret_file``),
+    looked up in ``$CREDENTIALS_DIRECTORY`` when systemd set it (``LoadCredential=``)."""
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
 
     def rel(section: Any, key: str, folder: Path) -> Any:
@@ -350,13 +482,17 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for section in ("source", "audit"):
         if section in out:
             out[section] = rel(out[section], "path", base)
+    if "daemon" in out:
+        out["daemon"] = rel(out["daemon"], "state_dir", base)
     if "audit" in out:
         out["audit"] = rel(out["audit"], "hmac_key_file", Path(credentials or base))
     if isinstance(out.get("targets"), dict):
         targets = {}
         for name, target in out["targets"].items():
             target = rel(target, "ca_file", base)
-            targets[name] = rel(target, "password_file", Path(credentials or base))
+            for secret in ("password_file", "token_file", "client_secret_file"):
+                target = rel(target, secret, Path(credentials or base))
+            targets[name] = target
         out["targets"] = targets
     return out
 
@@ -407,7 +543,14 @@ def _cross_check(config: Config, doc: yamlsrc.LocatedYaml) -> list[ConfigProblem
                 )
                 continue
             for i, group in enumerate(groups):
-                if not _is_dn(group):
+                if isinstance(target, ScimTarget):
+                    if not group.strip():
+                        add(
+                            ("roles", role, target_name, i),
+                            "empty group name",
+                            "write the SCIM group's displayName",
+                        )
+                elif not _is_dn(group):
                     add(
                         ("roles", role, target_name, i),
                         "group DN is not a valid DN",
@@ -429,6 +572,10 @@ def _cross_check(config: Config, doc: yamlsrc.LocatedYaml) -> list[ConfigProblem
             )
     for name, target in config.targets.items():
         where = ("targets", name)
+        if isinstance(target, ScimTarget):
+            for field, message, fix in target.problems():
+                add((*where, *field.split(".", 1)), message, fix)
+            continue
         problem = target.secret_problem()
         if problem:
             add(

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from syncd.apply import ApplyReport, apply_plan
 from syncd.audit import AuditWriter
-from syncd.config import Config
-from syncd.core.contracts import validate
+from syncd.config import Config, ScimTarget
+from syncd.core.contracts import RawRecord, validate
 from syncd.core.desired import resolve
 from syncd.core.model import Contract, InvalidRecord, Observed, Person, PersonState, TargetPlan
 from syncd.core.plan import plan_target
@@ -25,6 +25,7 @@ from syncd.errors import TargetError
 from syncd.sources import file as file_source
 from syncd.targets.base import Target
 from syncd.targets.ldap import LdapDirectory
+from syncd.targets.scim import ScimDirectory
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,25 @@ class CyclePlan:
     errors: dict[str, str] = field(default_factory=dict)  # target -> why it has no plan
 
 
-def read_contracts(config: Config) -> tuple[list[Contract], list[InvalidRecord]]:
+Source = tuple[list[Contract], list[InvalidRecord]]
+
+
+def read_records(config: Config) -> list[RawRecord]:
+    """The source's records; ``SourceError`` when it is unusable as a whole."""
+    return file_source.read(config.source)
+
+
+def read_contracts(config: Config) -> Source:
     """Read and validate the source; ``SourceError`` when it is unusable as a whole."""
-    records = file_source.read(config.source)
-    return validate(records, config.core_policy())
+    return validate(read_records(config), config.core_policy())
 
 
 def open_target(config: Config, name: str) -> Target:
     target = config.targets[name]
-    return LdapDirectory(name, target, config.target_policy(name).managed_groups)
+    groups = config.target_policy(name).managed_groups
+    if isinstance(target, ScimTarget):
+        return ScimDirectory(name, target, groups)
+    return LdapDirectory(name, target, groups)
 
 
 @contextmanager
@@ -78,8 +89,12 @@ def plan_cycle(
     targets: dict[str, Target],
     *,
     allow_mass_change: bool = False,
+    source: Source | None = None,
+    expiries_only: bool = False,
 ) -> CyclePlan:
-    contracts, invalid = read_contracts(config)
+    """Observe and plan every target. ``source``: contracts already read (the daemon's,
+    possibly from its last good snapshot); ``expiries_only``: see ``plan_target``."""
+    contracts, invalid = source if source is not None else read_contracts(config)
     for record in invalid:
         log.warning("invalid contract record: %s", record)
     people = resolve(contracts, config.core_policy(), now)
@@ -111,15 +126,22 @@ def plan_cycle(
                 protected=protected,
                 delete_after=config.policy.delete_after,
                 allow_mass_change=allow_mass_change,
+                expiries_only=expiries_only,
             )
         )
     return cycle
 
 
 def apply_cycle(
-    cycle: CyclePlan, targets: dict[str, Target], audit: AuditWriter, correlation: str
+    cycle: CyclePlan,
+    targets: dict[str, Target],
+    audit: AuditWriter,
+    correlation: str,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> list[ApplyReport]:
-    return [apply_plan(plan, targets[plan.target], audit, correlation) for plan in cycle.plans]
+    return [
+        apply_plan(plan, targets[plan.target], audit, correlation, stopping) for plan in cycle.plans
+    ]
 
 
 def selected_targets(config: Config, only: Sequence[str]) -> list[str]:

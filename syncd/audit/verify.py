@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,7 +101,8 @@ class _Verifier:
 
     def file(self, file: Path, previous: str | None, last: bool) -> None:
         """Check one file, streaming: memory stays flat however long the file."""
-        seen: dict[int, tuple[int, str]] = {}  # sequence -> (line, prev), recent records
+        # sequence -> (line, prev) of recent records; OrderedDict drops the oldest in O(1)
+        seen: OrderedDict[int, tuple[int, str]] = OrderedDict()
         number, seq, phase = 0, None, None
         with file.open("rb") as handle:
             for number, raw in enumerate(handle, 1):
@@ -124,7 +126,7 @@ class _Verifier:
                     return
                 seen[seq] = (number, chain["prev"])
                 if len(seen) > _WINDOW:
-                    del seen[next(iter(seen))]
+                    seen.popitem(last=False)
                 phase = record["unmapped"].get("phase")
         if number == 0:
             self.fail(file, 1, None, "truncated", "the file is empty")

@@ -201,7 +201,11 @@ class AuditWriter:
         self.pending = _open_intents(self.path)
 
     def _open_new(self, previous: str | None) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        # O_EXCL unless an empty file is already there (created, never written, or
+        # emptied behind syncd's back, e.g. by logrotate's copytruncate)
+        empty = self.path.exists() and self.path.stat().st_size == 0
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (0 if empty else os.O_EXCL)
+        fd = os.open(self.path, flags, 0o640)
         _fsync_dir(self.path.parent)
         self._fd = fd
         self._size = 0

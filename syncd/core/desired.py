@@ -105,3 +105,16 @@ def _not_started_reason(contracts: list[Contract], policy: Policy, now: datetime
             return f"contract {contract.id} awaits approval"
         return f"contract {contract.id} starts {iso_utc(grant_time(contract, policy))}"
     return f"contract {min(c.id for c in contracts)} cancelled"
+
+
+def next_boundary(contracts: Iterable[Contract], policy: Policy, now: datetime) -> datetime | None:
+    """The next instant after ``now`` at which some person's access changes: a grant
+    time (start minus lead time) or an effective end. The daemon wakes exactly then."""
+    moments = []
+    for contract in contracts:
+        if not may_grant(contract, policy):
+            continue
+        for moment in (grant_time(contract, policy), effective_end(contract, now)):
+            if moment > now:
+                moments.append(moment)
+    return min(moments, default=None)

@@ -52,12 +52,22 @@ def plan_target(
     protected: frozenset[str] = frozenset(),
     delete_after: timedelta | None = None,
     allow_mass_change: bool = False,
+    expiries_only: bool = False,
 ) -> TargetPlan:
     """Plan one target. ``protected`` persons have invalid records: nothing is taken away
-    from them except what a valid contract's own end calls for."""
+    from them except what a valid contract's own end calls for.
+
+    ``expiries_only``: the source is down or suspicious and ``people`` come from the last
+    good snapshot; only the offboarding its dated ends call for is planned. Grants,
+    updates, orphans and deletes wait for a source that can be trusted again."""
     planner = _Planner(target, observed, now, protected, delete_after)
     for key in sorted(set(people) | set(observed.accounts)):
-        planner.person(key, people.get(key), observed.accounts.get(key))
+        person, account = people.get(key), observed.accounts.get(key)
+        if expiries_only and (person is None or person.state is not PersonState.ENDED):
+            continue
+        planner.person(key, person, account)
+    if expiries_only:
+        planner.actions = [a for a in planner.actions if a.kind is not ActionKind.DELETE]
     actions, holds = _safety(target, planner.actions, len(observed.accounts), allow_mass_change)
     return TargetPlan(
         target=target.name,

@@ -362,3 +362,13 @@ def test_the_command_line_reports_tampering_with_exit_code_4(
     assert report["ok"] is False
     assert report["problem"]["kind"] == "deleted"
     assert report["problem"]["line"] == 5
+
+
+def test_an_emptied_active_file_gets_a_new_header(tmp_path: Path) -> None:
+    trail = tmp_path / "audit.jsonl"
+    write_trail(trail, 2)
+    trail.write_text("")  # what copytruncate leaves behind
+
+    write_trail(trail, 1)
+
+    assert records(trail)[0]["unmapped"]["phase"] == "header"

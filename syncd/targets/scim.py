@@ -1,0 +1,193 @@
+"""The ``scim`` target: a SCIM 2.0 service provider (SPEC §3, RFC 7643/7644), such as
+the user API of a SaaS application.
+
+Called by ``syncd.cycle`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
+The managed scope is the users whose ``externalId`` starts with the configured prefix
+(``externalId`` = prefix + person key): nothing else is changed, and only those users
+are added to or removed from the configured groups, found by ``displayName``.
+Observation reads the discovery documents (three requests), the managed users (one
+request per page), the configured groups (one request per 50) and the managers that
+are not managed users themselves (one per 50): requests grow with pages, not users.
+The server does not have to fill ``User.groups``: memberships come from the groups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from scim2_models import ScimFilter
+
+from syncd.audit import Outcome
+from syncd.config import ScimTarget
+from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
+from syncd.errors import PermanentError, TargetError
+from syncd.targets import scimmap
+from syncd.targets.base import Report
+from syncd.targets.scimconn import Known, ScimSession
+from syncd.targets.scimmembers import Memberships
+from syncd.targets.scimwrite import Writer
+
+log = logging.getLogger(__name__)
+
+
+class ScimDirectory:
+    """Observe and change the managed users and groups of one SCIM service provider."""
+
+    def __init__(self, name: str, config: ScimTarget, groups: frozenset[str]) -> None:
+        self.name = name
+        self.config = config
+        self.groups = groups  # managed groups' displayNames as configured
+        self.session = ScimSession(config, name)
+        self.known: Known | None = None  # what the current cycle learned
+
+    # -- observation -------------------------------------------------------------------
+    def observe(self) -> tuple[dict[str, ObservedAccount], frozenset[str]]:
+        """A new cycle: discovery again, then the managed users and groups."""
+        prefix = self.config.external_id_prefix
+        known = self.known = Known(self.session.discover(), prefix)
+        users = self.session.search(known.caps.user, f"externalId sw {ScimFilter.quote(prefix)}")
+        members, missing = self._groups(known)
+        managers = self._managers(known, users)
+        accounts: dict[str, ObservedAccount] = {}
+        for resource in users:
+            external = str(resource.get("externalId") or "")
+            if not external.startswith(prefix):
+                continue  # a server whose "sw" ignores case
+            key, ref = external[len(prefix) :].lower(), str(resource["id"])
+            if key in accounts:
+                log.error(
+                    "%s: person %s has two managed users, %s and %s; the second is ignored "
+                    "until one is removed",
+                    self.name,
+                    key,
+                    accounts[key].ref,
+                    ref,
+                )
+                continue
+            known.users[ref] = resource
+            version = (resource.get("meta") or {}).get("version")
+            if version:
+                known.versions[ref] = str(version)
+            accounts[key] = ObservedAccount(
+                key=key,
+                ref=ref,
+                username=str(resource.get("userName") or ""),
+                enabled=resource.get("active") is not False,
+                expiry=None,  # SCIM has no account end date
+                # The password is write-only in SCIM (RFC 7643 §4.1.1): nothing to observe,
+                # so nothing to revoke; active=false is what ends access.
+                has_credentials=False,
+                groups=frozenset(members.get(ref, ())),
+                attributes={
+                    path: scimmap.observed(resource, path, managers)
+                    for path in self.config.attributes
+                },
+            )
+        return accounts, missing
+
+    def _groups(self, known: Known) -> tuple[dict[str, set[str]], frozenset[str]]:
+        """Member id -> managed groups (configured names); and the missing groups."""
+        caps = known.caps
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for group in self.session.find(caps.group, "displayName", self.groups):
+            by_name.setdefault(str(group.get("displayName", "")).lower(), []).append(group)
+        members: dict[str, set[str]] = {}
+        missing = set()
+        for name in sorted(self.groups):
+            found = by_name.get(name.lower(), [])
+            if len(found) != 1:
+                if found:
+                    log.error(
+                        "%s: %d groups are named %r; none is managed", self.name, len(found), name
+                    )
+                missing.add(name)
+                continue
+            group = found[0]
+            if "members" not in group:
+                # Some servers leave members out of lists; the group itself has them.
+                group = self.session.read(caps.group, str(group["id"]))
+            known.groups[name] = str(group["id"])
+            for member in group.get("members") or []:
+                members.setdefault(str(member.get("value")), set()).add(name)
+        return members, frozenset(missing)
+
+    def _managers(self, known: Known, users: list[dict[str, Any]]) -> dict[str, str]:
+        """Id -> identity of the managers set on managed users (see scimmap.identity)."""
+        if scimmap.MANAGER not in self.config.attributes:
+            return {}
+        wanted = {
+            str(manager["value"])
+            for user in users
+            if isinstance(manager := scimmap.read(user, scimmap.MANAGER), dict)
+            and manager.get("value")
+        }
+        seen = [u for u in users if str(u["id"]) in wanted]
+        outside = wanted - {str(u["id"]) for u in seen}
+        try:
+            seen += self.session.find(known.caps.user, "id", outside) if outside else []
+        except PermanentError as exc:
+            log.warning("%s: managers cannot be looked up by id: %s", self.name, exc)
+        return {str(u["id"]): scimmap.identity(u) for u in seen}
+
+    def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
+        """Unmanaged users holding a wanted userName (compared without case, as SCIM
+        does), looked up with OR filters of 50 names."""
+        caps = self._known().caps
+        prefix = self.config.external_id_prefix
+        taken: dict[str, dict[str, Any]] = {}
+        for user in self.session.find(caps.user, "userName", [name for _, name in wanted]):
+            if not str(user.get("externalId") or "").startswith(prefix):
+                taken[str(user.get("userName", "")).lower()] = user
+        conflicts: dict[str, Conflict] = {}
+        for person, name in wanted:
+            holder = taken.get(name.lower())
+            if holder is not None:
+                owner = holder.get("externalId")
+                reason = (
+                    f"userName {name!r} is taken by an unmanaged user "
+                    f"({f'externalId {owner!r}' if owner else 'no externalId'})"
+                )
+                conflicts[person] = Conflict(self.name, person, name, str(holder["id"]), reason)
+        return conflicts
+
+    # -- changes -----------------------------------------------------------------------
+    def apply(self, actions: Sequence[Action], report: Report) -> None:
+        if not actions:
+            return
+        try:
+            known = self._known()
+        except PermanentError as exc:
+            for action in actions:
+                report(Outcome(action, False, str(exc), action.ref))
+            return
+        if actions[0].kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
+            Memberships(self.name, self.session, known).apply(actions, report)
+        else:
+            Writer(self.name, self.session, known).users(actions, report)
+
+    def _known(self) -> Known:
+        if self.known is None:
+            prefix = self.config.external_id_prefix
+            self.known = Known(self.session.discover(), prefix)
+        return self.known
+
+    def check(self) -> list[str]:
+        try:
+            known = self.known = Known(self.session.discover(), self.config.external_id_prefix)
+            _, missing = self._groups(known)
+        except TargetError as exc:
+            return [str(exc)]
+        problems = [f"{self.name}: group {g!r} does not exist" for g in sorted(missing)]
+        for path in sorted(self.config.attributes):
+            schema = scimmap.split(path)[0]
+            if schema and schema not in known.caps.extensions:
+                problems.append(
+                    f"{self.name}: attributes.{path}: the service provider declares no "
+                    f"schema {schema} for users; remove the attribute"
+                )
+        return problems
+
+    def close(self) -> None:
+        self.session.close()
