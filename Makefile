@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils openssl python3-venv
+APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus
 
 .PHONY: demo test lint unit bench system-packages clean
 
@@ -24,15 +24,17 @@ unit: $(VENV)/.installed
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/ldap_cycle.py
 
-# slapd and its tools come from Debian; the package must not start a system slapd
-# (tests and the demo run their own throwaway servers on free loopback ports).
+# slapd and its tools come from Debian (tests and the demo run their own throwaway
+# servers on free loopback ports); systemd-analyze checks the unit, promtool (package
+# prometheus) the alert rules.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    $$missing >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
