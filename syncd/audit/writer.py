@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -498,18 +499,33 @@ def _first_record(path: Path) -> dict[str, Any]:
     return record
 
 
+_INTENT_UID = re.compile(rb'"sequence":\d+,"uid":"([0-9a-f-]{36})"')
+_CLOSES = re.compile(rb'"intent_uid":"([0-9a-f-]{36})"')
+
+
 def _open_intents(path: Path) -> list[dict[str, Any]]:
-    """Intents in ``path`` that no outcome closes (the writer stopped between the two)."""
-    intents: dict[str, dict[str, Any]] = {}
-    closed: set[str] = set()
+    """Intents in ``path`` that no outcome closes (the writer stopped between the two).
+
+    Lines are canonical JSON, so the uids are found with two patterns and only the
+    intents left open are parsed: a file of 100,000 records costs a scan, not 100,000
+    JSON documents in memory."""
+    intents: dict[bytes, int] = {}  # intent uid -> offset of its line
+    closed: set[bytes] = set()
+    offset = 0
     with path.open("rb") as handle:
         for line in handle:
-            if b'"phase":"intent"' not in line and b'"intent_uid"' not in line:
-                continue
-            record = json.loads(line)
-            unmapped = record.get("unmapped", {})
-            if unmapped.get("phase") == "intent":
-                intents[record["metadata"]["uid"]] = record
-            elif unmapped.get("intent_uid"):
-                closed.add(unmapped["intent_uid"])
-    return [r for uid, r in intents.items() if uid not in closed]
+            if b'"phase":"intent"' in line:
+                match = _INTENT_UID.search(line)
+                if match:
+                    intents[match.group(1)] = offset
+            elif b'"intent_uid"' in line:
+                match = _CLOSES.search(line)
+                if match:
+                    closed.add(match.group(1))
+            offset += len(line)
+        pending = []
+        for uid, start in intents.items():
+            if uid not in closed:
+                handle.seek(start)
+                pending.append(json.loads(handle.readline()))
+    return pending

@@ -6,8 +6,9 @@ The managed scope is the users whose ``externalId`` starts with the configured p
 (``externalId`` = prefix + person key): nothing else is changed, and only those users
 are added to or removed from the configured groups, found by ``displayName``.
 Observation reads the discovery documents (three requests), the managed users (one
-request per page), the configured groups (one request per 50) and the managers that
-are not managed users themselves (one per 50): requests grow with pages, not users.
+request per page), the configured groups and the managers that are not managed users
+themselves (OR filters, about a hundred names a request): requests grow with pages,
+not users.
 The server does not have to fill ``User.groups``: memberships come from the groups.
 """
 
@@ -133,7 +134,7 @@ class ScimDirectory:
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
         """Unmanaged users holding a wanted userName (compared without case, as SCIM
-        does), looked up with OR filters of 50 names."""
+        does), looked up with OR filters of many names (see ``ScimSession.find``)."""
         caps = self._known().caps
         prefix = self.config.external_id_prefix
         taken: dict[str, dict[str, Any]] = {}

@@ -203,6 +203,25 @@ def test_a_server_without_patch_or_bulk_gets_puts(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize(("page_size", "scan"), [(500, True), (1, False)])
+def test_conflicts_of_a_mass_onboarding_are_found_by_a_scan_or_by_filters(
+    scim_lab: ScimLab, proxy: FaultProxy, page_size: int, scan: bool
+) -> None:
+    scim_lab.write_config(page_size=page_size)
+    scim_lab.directory.add_user("per.son7", external_id="hr-7")
+    scim_lab.contracts(*people(200, ["writer"]))
+
+    result = scim_lab.syncd("plan")
+
+    assert result.code == 1
+    assert "conflict per.son7: userName 'per.son7' is taken by an unmanaged user" in result.out
+    lookups = [p for m, p, _ in proxy.sent if m == "GET" and "/Users?" in p and "sw" not in p]
+    with_filter = [p for p in lookups if "filter=" in p]
+    # a count, then the three users (two employees and the squatter) one way or the other
+    assert len(lookups) == (2 if scan else 1 + 2)
+    assert bool(with_filter) is not scan
+
+
 def test_hostile_usernames_stay_values_in_filters(scim_lab: ScimLab) -> None:
     scim_lab.configure(policy={"timezone": "UTC", "username": {"pattern": "^.+$"}})
     hostile = 'x" or userName pr or userName eq "y'
