@@ -266,7 +266,11 @@ def _check(args: argparse.Namespace) -> int:
         problems += found
         print(
             f"{name}: "
-            + ("reachable, base DN and groups present" if not found else f"{len(found)} problems")
+            + (
+                "reachable, managed scope and groups present"
+                if not found
+                else f"{len(found)} problems"
+            )
         )
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
