@@ -79,6 +79,7 @@ class Daemon:
         self.ready = False
         self.started = time.monotonic()
         self.source_seen: tuple[float, int] | None = None
+        self.last_status = ""
 
     # -- signals ------------------------------------------------------------------------
     def _signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -159,7 +160,7 @@ class Daemon:
         waited = time.monotonic() - self.started
         if self.health.status == "ok" or waited >= self.config.daemon.ready_timeout.total_seconds():
             self.ready = True
-            self.notify.ready(self._status_line())
+            self.notify.ready(self.last_status or self._status_line())
 
     def _source_changed(self) -> bool:
         """A file source's mtime or size moved since the last read (a cheap stat)."""
@@ -323,7 +324,8 @@ class Daemon:
             self.health.set("ok", "", last_cycle_seconds=round(seconds, 3))
         self.retry_at = 0.0
         m.cycles.labels(result).inc()
-        self.notify.status(self._status_line(cycle, result))
+        self.last_status = self._status_line(cycle, result)
+        self.notify.status(self.last_status)
 
     def _contract_states(self, cycle: CyclePlan) -> None:
         policy = self.config.core_policy()

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -262,3 +263,41 @@ def test_metrics_and_health_answer_as_documented(lab: Lab, daemon: Callable[...,
         assert name in text, name
     assert running.get("/nope")[0] == 404
     assert running.stop() == 0
+
+
+def test_systemd_hears_ready_status_watchdog_and_stopping(lab: Lab, tmp_path: Path) -> None:
+    lab.contracts(contract("C-1", "Ana", "Lopez", ["developer"], day(-1), day(10)))
+    lab.overrides["daemon"] = {"state_dir": "state", "metrics_address": ""}
+    lab.write_config()
+    address = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(15)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "-c", str(lab.config_path), "run"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    heard: list[str] = []
+    try:
+        while not any("READY=1" in m for m in heard):
+            heard.append(listener.recv(4096).decode())
+        ready = next(m for m in heard if "READY=1" in m)
+        time.sleep(1.5)  # the loop wakes at least every WATCHDOG_USEC / 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        listener.settimeout(0.5)
+        while True:
+            try:
+                heard.append(listener.recv(4096).decode())
+            except TimeoutError:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert "STATUS=ok: 1 active" in ready
+    assert "STATUS=first cycle" in heard[0]
+    assert sum("WATCHDOG=1" in m for m in heard) >= 2
+    assert "STOPPING=1" in heard[-1]
