@@ -20,7 +20,7 @@ from syncd.errors import TemporaryError
 from syncd.targets.base import Target
 
 log = logging.getLogger(__name__)
-CHUNK = 200
+CHUNK = 200  # actions per batch, unless the target names its own ``batch_size``
 
 
 @dataclass
@@ -53,6 +53,7 @@ def apply_plan(
     for conflict in plan.conflicts:
         audit.conflict(conflict, correlation)
     failed_creates: set[str] = set()
+    chunk = getattr(target, "batch_size", CHUNK)
     pending: list[Action] = []
     for action in plan.runnable:
         if report.unavailable or (not pending and stopping()):
@@ -61,7 +62,7 @@ def apply_plan(
         if action.person in failed_creates:
             report.skipped.append(action)
             continue
-        if pending and (pending[0].kind is not action.kind or len(pending) >= CHUNK):
+        if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
             _send(pending, target, audit, correlation, report, failed_creates)
             pending = []
             if stopping():

@@ -12,7 +12,10 @@ Report = Callable[[Outcome], None]
 
 
 class Target(Protocol):
-    """A directory or application holding managed accounts."""
+    """A directory or application holding managed accounts.
+
+    A target may also set ``batch_size``: how many actions of one kind it is handed at
+    once (default ``syncd.apply.CHUNK``), e.g. to fill a SCIM Bulk request."""
 
     name: str
 

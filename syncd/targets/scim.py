@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 class ScimDirectory:
     """Observe and change the managed users and groups of one SCIM service provider."""
 
+    # Bulk requests and member PATCHes carry up to this many changes (split further by
+    # the server's maxOperations / maxPayloadSize); intents are still on disk first.
+    batch_size = 1000
+
     def __init__(self, name: str, config: ScimTarget, groups: frozenset[str]) -> None:
         self.name = name
         self.config = config
