@@ -278,12 +278,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """Explicit paths are checked as given (HMAC only with --key-file); without paths,
+    the configured trail is checked with the configured HMAC key."""
     paths: list[Path] = list(args.paths)
     key_file, key_id = args.key_file, args.key_id
-    if not paths or (key_file is None and not args.paths):
+    if not paths:
         config = _config(args)
-        if not paths:
-            paths = [*rotated_files(config.audit.path), config.audit.path]
+        paths = [*rotated_files(config.audit.path), config.audit.path]
         if key_file is None and config.audit.hmac_key_file is not None:
             key_file, key_id = config.audit.hmac_key_file, key_id or config.audit.key_id
     missing = [str(p) for p in paths if not p.exists()]
