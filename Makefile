@@ -2,7 +2,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus
+APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus \
+                samba samba-ad-dc samba-ad-provision winbind
 
 .PHONY: demo test lint unit bench system-packages clean
 

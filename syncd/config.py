@@ -199,6 +199,102 @@ class LdapTarget(SecretRef):
     retries: int = Field(default=5, ge=0, le=50)
 
 
+DEFAULT_AD_ATTRIBUTES = {
+    "givenName": "{given_name}",
+    "sn": "{family_name}",
+    "displayName": "{given_name} {family_name}",
+    "mail": "{email}",
+    "company": "{vendor}",
+    "manager": "{sponsor}",
+    "description": "contractor: {contract_ids}",
+}
+# Attributes the ad target writes itself (or AD maintains): never templated.
+AD_OWN_ATTRIBUTES = frozenset(
+    {
+        "samaccountname", "userprincipalname", "useraccountcontrol", "accountexpires",
+        "unicodepwd", "userpassword", "pwdlastset", "objectclass", "cn", "name",
+        "distinguishedname", "memberof", "primarygroupid", "objectsid",
+    }
+)  # fmt: skip
+
+
+class AdTarget(SecretRef):
+    """An Active Directory domain (Windows domain controllers or a Samba AD DC)."""
+
+    type: Literal["ad"]
+    urls: list[str] = Field(min_length=1)  # domain controllers, tried in this order
+    start_tls: bool = False  # StartTLS on ldap:// URLs; otherwise every URL is ldaps://
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    bind_user: str  # the service account: a UPN (syncd@example.com) or a DN
+    base_dn: str  # the managed OU
+    disabled_ou: str | None = None  # offboarded accounts are moved here; None: they stay
+    upn_suffix: str | None = None  # userPrincipalName = username@upn_suffix; default: domain
+    key_attribute: str = "employeeID"  # carries the person key; marks managed accounts
+    attributes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_AD_ATTRIBUTES))
+    native_expiry: bool = True  # accountExpires = the access end
+    conflict_base: str | None = None  # default: the domain (the DC= part of base_dn)
+    sponsor_base: str | None = None  # where sponsors are looked up; default: the domain
+    page_size: int = Field(default=1000, ge=1, le=1000)  # AD's MaxPageSize is 1000
+    timeout: int = Field(default=10, ge=1, le=600)
+    retries: int = Field(default=5, ge=0, le=50)
+
+    def domain_dn(self) -> str:
+        """The DC= components of ``base_dn``: the naming context of the domain."""
+        try:
+            parts = parse_dn(self.base_dn)
+        except (LDAPInvalidDnError, ValueError, IndexError):
+            return self.base_dn
+        return ",".join(f"{a}={v}" for a, v, _ in parts if a.lower() == "dc")
+
+    def upn_domain(self) -> str:
+        """The part of userPrincipalName after the @."""
+        if self.upn_suffix:
+            return self.upn_suffix
+        return ".".join(part.split("=", 1)[1] for part in self.domain_dn().split(","))
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        """(field, message, fix) for what the schema alone cannot check."""
+        out: list[tuple[str, str, str]] = []
+        problem = self.secret_problem()
+        if problem:
+            field = "password_file" if self.password_file else "password_env"
+            out.append((field, problem, "point it at the service account's password"))
+        for field in ("base_dn", "disabled_ou", "conflict_base", "sponsor_base"):
+            value = getattr(self, field)
+            if value is not None and not _is_dn(value):
+                out.append((field, "not a valid DN", "write it like OU=Contractors,DC=corp,DC=com"))
+        if _is_dn(self.base_dn) and not self.domain_dn():
+            out.append(("base_dn", "has no DC= components", "end it with the domain's DC= parts"))
+        if "@" not in self.bind_user and not _is_dn(self.bind_user):
+            out.append(
+                ("bind_user", "neither a UPN nor a DN", "use syncd@corp.example.com or a DN")
+            )
+        for i, url in enumerate(self.urls):
+            scheme = url.split("://", 1)[0].lower()
+            if scheme not in ("ldap", "ldaps") or "://" not in url:
+                out.append((f"urls.{i}", f"{url!r} is not an ldaps:// URL", "use ldaps://dc1:636"))
+            elif scheme == "ldap" and not self.start_tls:
+                out.append(
+                    (
+                        f"urls.{i}",
+                        "AD accepts passwords only over an encrypted connection",
+                        "use ldaps://, or set start_tls: true",
+                    )
+                )
+        for name, template in self.attributes.items():
+            if name.lower() in AD_OWN_ATTRIBUTES or name.lower() == self.key_attribute.lower():
+                out.append(
+                    (
+                        f"attributes.{name}",
+                        "syncd sets this attribute itself",
+                        "remove it from attributes",
+                    )
+                )
+            out += [(f"attributes.{name}", message, "") for message in template_errors(template)]
+        return out
+
+
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 DEFAULT_SCIM_ATTRIBUTES = {
     "name.givenName": "{given_name}",
@@ -307,7 +403,7 @@ class ScimTarget(Model):
         return out
 
 
-TargetConfig = Annotated[LdapTarget | ScimTarget, Field(discriminator="type")]
+TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator="type")]
 
 
 def _size(value: Any) -> Any:
@@ -380,7 +476,7 @@ _FIXES = {
 }
 
 
-_UNION_TAGS = frozenset({"ldap", "scim", "file"})
+_UNION_TAGS = frozenset({"ldap", "ad", "scim", "file"})
 
 
 def config_path(explicit: str | None) -> Path:
@@ -518,6 +614,14 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> yamlsrc.Path_:
     return tuple(path)
 
 
+def _field_path(field: str) -> tuple[str | int, ...]:
+    """``attributes.mail`` or ``urls.0`` as a document path."""
+    name, _, rest = field.partition(".")
+    if not rest:
+        return (name,)
+    return (name, int(rest) if rest.isdigit() else rest)
+
+
 def _is_dn(value: str) -> bool:
     try:
         parse_dn(value)
@@ -572,9 +676,9 @@ def _cross_check(config: Config, doc: yamlsrc.LocatedYaml) -> list[ConfigProblem
             )
     for name, target in config.targets.items():
         where = ("targets", name)
-        if isinstance(target, ScimTarget):
+        if isinstance(target, ScimTarget | AdTarget):
             for field, message, fix in target.problems():
-                add((*where, *field.split(".", 1)), message, fix)
+                add((*where, *_field_path(field)), message, fix)
             continue
         problem = target.secret_problem()
         if problem:

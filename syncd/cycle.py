@@ -16,13 +16,14 @@ from datetime import datetime
 
 from syncd.apply import ApplyReport, apply_plan
 from syncd.audit import AuditWriter
-from syncd.config import Config, ScimTarget
+from syncd.config import AdTarget, Config, ScimTarget
 from syncd.core.contracts import RawRecord, validate
 from syncd.core.desired import resolve
 from syncd.core.model import Contract, InvalidRecord, Observed, Person, PersonState, TargetPlan
 from syncd.core.plan import plan_target
 from syncd.errors import TargetError
 from syncd.sources import file as file_source
+from syncd.targets.ad import AdDirectory
 from syncd.targets.base import Target
 from syncd.targets.ldap import LdapDirectory
 from syncd.targets.scim import ScimDirectory
@@ -61,6 +62,8 @@ def open_target(config: Config, name: str) -> Target:
     groups = config.target_policy(name).managed_groups
     if isinstance(target, ScimTarget):
         return ScimDirectory(name, target, groups)
+    if isinstance(target, AdTarget):
+        return AdDirectory(name, target, groups)
     return LdapDirectory(name, target, groups)
 
 

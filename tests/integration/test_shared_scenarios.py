@@ -1,5 +1,6 @@
 """The core lifecycle scenarios, run against every target type, each a real server on
-loopback: slapd (``tests.servers.slapd``) and scim2-server (``tests.servers.scim``).
+loopback: slapd (``tests.servers.slapd``), scim2-server (``tests.servers.scim``) and a Samba
+AD DC (``tests.servers.samba``).
 
 A scenario talks to a :class:`World`: syncd's config and contracts file, its command
 line, and a small view of the target (does the account exist, is it enabled, which of
@@ -22,6 +23,11 @@ import yaml
 
 from syncd.cli import main
 from tests.integration.conftest import GROUPS, SUFFIX, Lab, Result, contract, day, dn_of
+from tests.integration.test_ad_lifecycle import (  # noqa: F401 (fixtures)
+    AdLab,
+    ad_lab_fixture,
+    samba_dc_fixture,
+)
 from tests.servers.scim import Directory, ScimServer, start_scim
 from tests.servers.slapd import start_slapd
 
@@ -180,6 +186,14 @@ class ScimLab:
         return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
 
 
+class AdWorld(AdLab):
+    """The Samba AD DC lab of ``test_ad_lifecycle`` seen through the World interface."""
+
+    def account(self, username: str) -> Account | None:  # type: ignore[override]
+        found = super().account(username)
+        return None if found is None else Account(found.enabled, found.groups)
+
+
 # Named fixtures, so that the other SCIM test modules can import them.
 @pytest.fixture(scope="session", name="scim_server")
 def scim_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServer]:
@@ -200,10 +214,14 @@ def scim_lab_fixture(scim_server: ScimServer, tmp_path: Path) -> Iterator[ScimLa
         lab.directory.close()
 
 
-@pytest.fixture(params=["ldap", "scim"])
+@pytest.fixture(params=["ldap", "scim", "ad"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     if request.param == "scim":
         yield request.getfixturevalue("scim_lab")
+        return
+    if request.param == "ad":
+        lab = request.getfixturevalue("ad_lab")
+        yield AdWorld(lab.dc, lab.work)
         return
     server = start_slapd(tmp_path / "slapd")
     try:

@@ -1,0 +1,190 @@
+"""The connection of the ``ad`` target: a pool of domain controllers tried in order,
+verified TLS, and AD's extended error codes translated into what an admin should change.
+
+Used by ``syncd.targets.ad``. Retries, reconnects and the translation of ldap3's
+exceptions come from ``LdapConnection``; this class only opens the connection
+differently (a ``ServerPool``, a UPN or DN bind) and reads the Windows error code that
+AD puts at the start of every diagnostic message (``0000052D: Constraint violation``).
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+from ldap3 import FIRST, NONE, Connection, Server, ServerPool, Tls
+from ldap3.core import exceptions as lx
+
+from syncd.config import AdTarget, LdapTarget
+from syncd.errors import PermanentError, TemporaryError
+from syncd.targets.ldapconn import LdapConnection, translate
+
+T = TypeVar("T")
+
+_TEMPORARY_CODES = {3, 11, 51, 52, 80}
+_DIAGNOSTIC = re.compile(r"^\s*([0-9A-Fa-f]{8}):")
+_BIND_DATA = re.compile(r"data ([0-9a-fA-F]{3,8})")
+_RIGHTS = (
+    "delegate control of the managed OU to the service account (create and delete user "
+    "objects, write all properties, reset password) and let it write 'member' of the "
+    "managed groups"
+)
+# Windows error codes in diagnostic messages: (temporary?, what to change)
+_AD_CODES: dict[str, tuple[bool, str]] = {
+    "0000052D": (
+        False,
+        "the domain's password policy refused the password (length, complexity, history "
+        "or minimum age); syncd sets 40 random characters of four classes, so check the "
+        "minimum password age and fine-grained password policies applying to the OU",
+    ),
+    "00002071": (
+        False,
+        "a value that must be unique in the domain is taken (sAMAccountName or "
+        "userPrincipalName): give the contract another username",
+    ),
+    "00000005": (False, f"access denied: {_RIGHTS}"),
+    "00002098": (False, f"insufficient access rights: {_RIGHTS}"),
+    "0000202B": (
+        False,
+        "the DC answered with a referral: the object is in another domain or partition; "
+        "point urls at a DC of the domain that holds base_dn and the groups",
+    ),
+    "0000208D": (False, "the object or its parent OU does not exist"),
+    "0000200B": (
+        False,
+        "AD refused a value for this attribute (too long or wrong syntax); check the "
+        "attribute templates and key_attribute",
+    ),
+    "00000562": (False, "already a member"),
+    "00000561": (False, "not a member"),
+    "00000057": (False, "AD refused a parameter of the request (a value it does not accept)"),
+    "0000001F": (
+        False,
+        "AD is unwilling to perform this change (e.g. a password over an unencrypted "
+        "connection, or a protected object)",
+    ),
+    "000020EF": (True, "the DC is busy or replicating; retried"),
+    "00000775": (False, "the service account is locked out; unlock it in AD"),
+}
+# the "data NNN" of a failed bind (AcceptSecurityContext error)
+_BIND_CODES = {
+    "52e": "invalid credentials for bind_user; check password_file / password_env",
+    "525": "bind_user does not exist; use its UPN (syncd@corp.example.com) or DN",
+    "530": "the service account may not log on at this time",
+    "531": "the service account may not log on from this workstation",
+    "532": "the service account's password has expired; set a new one",
+    "533": "the service account is disabled; enable it",
+    "701": "the service account has expired (accountExpires); extend it",
+    "773": "the service account must change its password before it can bind",
+    "775": "the service account is locked out; unlock it",
+}
+
+
+class AdConnection(LdapConnection):
+    """A lazily opened, automatically reopened, bound connection to the first domain
+    controller of ``urls`` that answers."""
+
+    def __init__(self, config: AdTarget, name: str) -> None:
+        self.ad = config
+        # LdapConnection keeps its retry and paging settings in an LdapTarget; the
+        # connection itself is opened by ``_open`` below, from the AD settings.
+        settings = LdapTarget(
+            type="ldap",
+            url=config.urls[0],
+            start_tls=config.start_tls,
+            ca_file=config.ca_file,
+            tls_verify=config.tls_verify,
+            bind_dn=config.bind_user,
+            base_dn=config.base_dn,
+            page_size=config.page_size,
+            timeout=config.timeout,
+            retries=config.retries,
+            password_file=config.password_file,
+            password_env=config.password_env,
+        )
+        super().__init__(settings, name)
+
+    def _open(self) -> Connection:
+        cfg = self.ad
+        tls = Tls(
+            validate=ssl.CERT_REQUIRED if cfg.tls_verify else ssl.CERT_NONE,
+            ca_certs_file=str(cfg.ca_file) if cfg.ca_file else None,
+            version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        servers = [
+            Server(
+                url,
+                use_ssl=url.lower().startswith("ldaps://"),
+                tls=tls,
+                get_info=NONE,
+                connect_timeout=cfg.timeout,
+            )
+            for url in cfg.urls
+        ]
+        # FIRST: the first DC that answers, in the configured order; one pass over the
+        # list per attempt, the retries around it give the others time to come back.
+        # ldap3 takes a number of passes for ``active`` (its stubs say bool)
+        pool = ServerPool(servers, FIRST, active=1, exhaust=False)  # type: ignore[arg-type]
+        conn = Connection(
+            pool,
+            user=cfg.bind_user,
+            password=cfg.read_secret(),
+            raise_exceptions=True,
+            receive_timeout=cfg.timeout,
+            read_only=False,
+            return_empty_attributes=False,
+            auto_range=True,  # member;range=0-1499 and beyond are fetched in full
+        )
+        conn.open()
+        if cfg.start_tls:
+            conn.start_tls()
+        conn.bind()
+        return conn
+
+    def _once(self, operation: Callable[[Connection], T]) -> T:
+        try:
+            return super()._once(operation)
+        except (PermanentError, TemporaryError) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, lx.LDAPServerPoolExhaustedError):
+                raise TemporaryError(
+                    f"{self.name}: no domain controller of {', '.join(self.ad.urls)} answered"
+                ) from cause
+            if isinstance(cause, lx.LDAPOperationResult):
+                raise translate_ad(cause, self.name) from cause
+            raise
+
+
+def diagnostic_code(message: str) -> str:
+    """The Windows error code at the start of an AD diagnostic message, upper-cased."""
+    match = _DIAGNOSTIC.match(message or "")
+    return match.group(1).upper() if match else ""
+
+
+def translate_ad(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:
+    """Our error for an AD refusal, saying what to change; falls back to the generic
+    LDAP translation for answers without a known Windows code."""
+    code = int(getattr(exc, "result", 0) or 0)
+    text = str(getattr(exc, "message", "") or "")
+    description = str(getattr(exc, "description", "") or type(exc).__name__)
+    hint = ""
+    temporary = False
+    if code in _TEMPORARY_CODES:  # busy, unavailable, time limit: retried as for LDAP
+        return translate(exc, name)
+    if code == 8:  # strongerAuthRequired
+        hint = (
+            "the DC requires an encrypted (or signed) connection: use ldaps:// URLs or "
+            "start_tls: true"
+        )
+    elif code == 49:
+        data = _BIND_DATA.search(text)
+        hint = _BIND_CODES.get(data.group(1).lower(), "") if data else ""
+        hint = hint or _BIND_CODES["52e"]
+    elif (known := _AD_CODES.get(diagnostic_code(text))) is not None:
+        temporary, hint = known
+    if not hint:
+        return translate(exc, name)
+    message = f"{name}: {description} ({code}): {text.strip()}; {hint}"
+    return TemporaryError(message) if temporary else PermanentError(message)
