@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
-from ldap3.core.exceptions import LDAPNoSuchObjectResult
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, to_dn
 
@@ -38,7 +37,7 @@ from syncd.targets import advalues as v
 from syncd.targets.adconn import AdConnection, diagnostic_code
 from syncd.targets.base import Report
 from syncd.targets.ldap import normalize_dn
-from syncd.targets.ldapconn import Entry, result_code
+from syncd.targets.ldapconn import Entry, entry_exists, read_entry, result_code
 
 log = logging.getLogger(__name__)
 _SCAN_ABOVE = 500  # wanted accounts above which conflicts are found by one scan
@@ -168,7 +167,7 @@ class AdDirectory:
         return found
 
     def _exists(self, dn: str) -> bool:
-        return self.conn.call(partial(_exists, dn=dn))
+        return self.conn.call(partial(entry_exists, dn=dn))
 
     # -- conflicts ---------------------------------------------------------------------
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
@@ -384,7 +383,7 @@ class AdDirectory:
         ndn = normalize_dn(dn)
         current = self._uac.get(ndn)
         if current is None:
-            entry = self.conn.call(partial(_read, dn=dn, attributes=["userAccountControl"]))
+            entry = self.conn.call(partial(read_entry, dn=dn, attributes=["userAccountControl"]))
             current = _int(_lowered(entry).get("useraccountcontrol", ()), v.NORMAL_ACCOUNT)
         wanted = change(current)
         if wanted != current:
@@ -464,16 +463,3 @@ class AdDirectory:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _read(conn: Connection, dn: str, attributes: list[str]) -> dict[str, Any]:
-    conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=attributes)
-    return dict(conn.response[0]["attributes"]) if conn.response else {}
-
-
-def _exists(conn: Connection, dn: str) -> bool:
-    try:
-        conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
-    except LDAPNoSuchObjectResult:
-        return False
-    return bool(conn.response)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
-from ldap3.core.exceptions import LDAPInvalidDnError, LDAPNoSuchObjectResult
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
+from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
@@ -28,7 +28,7 @@ from syncd.config import LdapTarget
 from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
 from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.targets.base import Report
-from syncd.targets.ldapconn import LdapConnection, result_code
+from syncd.targets.ldapconn import LdapConnection, entry_exists, read_entry, result_code
 
 log = logging.getLogger(__name__)
 _SPECIAL = ("\\", '"', "+", "#", ";", "<", ">")
@@ -145,7 +145,7 @@ class LdapDirectory:
         attr = self.config.member_attribute
         for group in sorted(self.groups):
             try:
-                entries = self.conn.call(partial(_read, dn=group, attributes=[attr]))
+                entries = self.conn.call(partial(read_entry, dn=group, attributes=[attr]))
             except PermanentError as exc:
                 if result_code(exc) != 32:
                     raise
@@ -424,7 +424,7 @@ class LdapDirectory:
             for what, dn in [("base_dn", self.config.base_dn)] + [
                 ("group", g) for g in sorted(self.groups)
             ]:
-                if not self.conn.call(partial(_exists, dn=dn)):
+                if not self.conn.call(partial(entry_exists, dn=dn)):
                     problems.append(f"{self.name}: {what} {dn} does not exist")
         except TargetError as exc:
             return [str(exc)]
@@ -437,16 +437,3 @@ class LdapDirectory:
         while not self._spare.empty():
             self._spare.get().close()
         self.conn.close()
-
-
-def _read(conn: Connection, dn: str, attributes: list[str]) -> dict[str, Any]:
-    conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=attributes)
-    return dict(conn.response[0]["attributes"]) if conn.response else {}
-
-
-def _exists(conn: Connection, dn: str) -> bool:
-    try:
-        conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
-    except LDAPNoSuchObjectResult:
-        return False
-    return bool(conn.response)

@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ldap3 import NONE, SUBTREE, Connection, Server, Tls
+from ldap3 import BASE, NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core import exceptions as lx
 from tenacity import (
     Retrying,
@@ -182,3 +182,17 @@ def result_code(exc: BaseException) -> int:
     """The LDAP result code behind a translated error, or 0."""
     cause = exc.__cause__
     return int(getattr(cause, "result", 0) or 0)
+
+
+def read_entry(conn: Connection, dn: str, attributes: list[str]) -> dict[str, Any]:
+    """The decoded attributes of one entry (a base search)."""
+    conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=attributes)
+    return dict(conn.response[0]["attributes"]) if conn.response else {}
+
+
+def entry_exists(conn: Connection, dn: str) -> bool:
+    try:
+        conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
+    except lx.LDAPNoSuchObjectResult:
+        return False
+    return bool(conn.response)
