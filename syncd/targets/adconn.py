@@ -1,25 +1,24 @@
 """The connection of the ``ad`` target: a pool of domain controllers tried in order,
 verified TLS, and AD's extended error codes translated into what an admin should change.
 
-Used by ``syncd.targets.ad``. Retries, reconnects and the translation of ldap3's
-exceptions come from ``LdapConnection``; this class only opens the connection
-differently (a ``ServerPool``, a UPN or DN bind) and reads the Windows error code that
-AD puts at the start of every diagnostic message (``0000052D: Constraint violation``).
+Used by ``syncd.targets.ad``. Opening (a pool of DCs tried in order), retries,
+reconnects and the translation of ldap3's exceptions come from ``LdapConnection``; this
+class adds the Windows error code that AD puts at the start of every diagnostic message
+(``0000052D: Constraint violation``).
 """
 
 from __future__ import annotations
 
 import re
-import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
-from ldap3 import FIRST, NONE, Connection, Server, ServerPool, Tls
+from ldap3 import Connection
 from ldap3.core import exceptions as lx
 
-from syncd.config import AdTarget, LdapTarget
+from syncd.config import AdTarget
 from syncd.errors import PermanentError, TemporaryError
-from syncd.targets.ldapconn import LdapConnection, translate
+from syncd.targets.ldapconn import Endpoint, LdapConnection, translate
 
 T = TypeVar("T")
 
@@ -83,65 +82,26 @@ _BIND_CODES = {
 
 
 class AdConnection(LdapConnection):
-    """A lazily opened, automatically reopened, bound connection to the first domain
-    controller of ``urls`` that answers."""
+    """``LdapConnection`` over the domain controllers of ``urls``, reading AD's error
+    codes."""
 
     def __init__(self, config: AdTarget, name: str) -> None:
-        self.ad = config
-        # LdapConnection keeps its retry and paging settings in an LdapTarget; the
-        # connection itself is opened by ``_open`` below, from the AD settings.
-        settings = LdapTarget(
-            type="ldap",
-            url=config.urls[0],
-            start_tls=config.start_tls,
-            ca_file=config.ca_file,
-            tls_verify=config.tls_verify,
-            bind_dn=config.bind_user,
-            base_dn=config.base_dn,
-            page_size=config.page_size,
-            timeout=config.timeout,
-            retries=config.retries,
-            password_file=config.password_file,
-            password_env=config.password_env,
+        self.urls = config.urls
+        super().__init__(
+            Endpoint(
+                urls=tuple(config.urls),
+                bind=config.bind_user,
+                secret=config.read_secret,
+                start_tls=config.start_tls,
+                ca_file=config.ca_file,
+                tls_verify=config.tls_verify,
+                page_size=config.page_size,
+                timeout=config.timeout,
+                retries=config.retries,
+                auto_range=True,  # member;range=0-1499 and beyond are fetched in full
+            ),
+            name,
         )
-        super().__init__(settings, name)
-
-    def _open(self) -> Connection:
-        cfg = self.ad
-        tls = Tls(
-            validate=ssl.CERT_REQUIRED if cfg.tls_verify else ssl.CERT_NONE,
-            ca_certs_file=str(cfg.ca_file) if cfg.ca_file else None,
-            version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-        servers = [
-            Server(
-                url,
-                use_ssl=url.lower().startswith("ldaps://"),
-                tls=tls,
-                get_info=NONE,
-                connect_timeout=cfg.timeout,
-            )
-            for url in cfg.urls
-        ]
-        # FIRST: the first DC that answers, in the configured order; one pass over the
-        # list per attempt, the retries around it give the others time to come back.
-        # ldap3 takes a number of passes for ``active`` (its stubs say bool)
-        pool = ServerPool(servers, FIRST, active=1, exhaust=False)  # type: ignore[arg-type]
-        conn = Connection(
-            pool,
-            user=cfg.bind_user,
-            password=cfg.read_secret(),
-            raise_exceptions=True,
-            receive_timeout=cfg.timeout,
-            read_only=False,
-            return_empty_attributes=False,
-            auto_range=True,  # member;range=0-1499 and beyond are fetched in full
-        )
-        conn.open()
-        if cfg.start_tls:
-            conn.start_tls()
-        conn.bind()
-        return conn
 
     def _once(self, operation: Callable[[Connection], T]) -> T:
         try:
@@ -150,7 +110,7 @@ class AdConnection(LdapConnection):
             cause = exc.__cause__
             if isinstance(cause, lx.LDAPServerPoolExhaustedError):
                 raise TemporaryError(
-                    f"{self.name}: no domain controller of {', '.join(self.ad.urls)} answered"
+                    f"{self.name}: no domain controller of {', '.join(self.urls)} answered"
                 ) from cause
             if isinstance(cause, lx.LDAPOperationResult):
                 raise translate_ad(cause, self.name) from cause

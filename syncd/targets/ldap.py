@@ -28,7 +28,7 @@ from syncd.config import LdapTarget
 from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
 from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.targets.base import Report
-from syncd.targets.ldapconn import LdapConnection, entry_exists, read_entry, result_code
+from syncd.targets.ldapconn import Endpoint, LdapConnection, entry_exists, read_entry, result_code
 
 log = logging.getLogger(__name__)
 _SPECIAL = ("\\", '"', "+", "#", ";", "<", ">")
@@ -98,7 +98,7 @@ class LdapDirectory:
     def __init__(self, name: str, config: LdapTarget, groups: frozenset[str]) -> None:
         self.name = name
         self.config = config
-        self.conn = LdapConnection(config, name)
+        self.conn = LdapConnection(Endpoint.for_ldap(config), name)
         self.base = normalize_dn(config.base_dn)
         self.groups = groups  # managed group DNs as configured
         self._credentials: dict[str, set[str]] = {}
@@ -292,7 +292,7 @@ class LdapDirectory:
             self._executor = ThreadPoolExecutor(self.config.connections, f"{self.name}-ldap")
             self._spare.put(self.conn)
             for _ in range(self.config.connections - 1):
-                self._spare.put(LdapConnection(self.config, self.name))
+                self._spare.put(LdapConnection(self.conn.endpoint, self.name))
         return self._executor
 
     def _run_pooled(self, action: Action) -> Outcome:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from ldap3 import BASE, NONE, SUBTREE, Connection, Server, Tls
+from ldap3 import BASE, FIRST, NONE, SUBTREE, Connection, Server, ServerPool, Tls
 from ldap3.core import exceptions as lx
 from tenacity import (
     Retrying,
@@ -45,15 +47,46 @@ _HINTS = {
 }
 
 
-class LdapConnection:
-    """A lazily opened, automatically reopened, bound connection to one directory."""
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect: shared by the ``ldap`` and ``ad`` targets."""
 
-    def __init__(self, config: LdapTarget, name: str) -> None:
-        self.config = config
+    urls: tuple[str, ...]  # tried in this order (a pool of domain controllers, say)
+    bind: str  # DN, or a UPN for AD
+    secret: Callable[[], str]  # reads the bind password when a connection opens
+    start_tls: bool = False
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    page_size: int = 500
+    timeout: int = 10
+    retries: int = 5
+    auto_range: bool = False  # AD's member;range=0-1499 paging of large values
+
+    @classmethod
+    def for_ldap(cls, config: LdapTarget) -> Endpoint:
+        return cls(
+            urls=(config.url,),
+            bind=config.bind_dn,
+            secret=config.read_secret,
+            start_tls=config.start_tls,
+            ca_file=config.ca_file,
+            tls_verify=config.tls_verify,
+            page_size=config.page_size,
+            timeout=config.timeout,
+            retries=config.retries,
+        )
+
+
+class LdapConnection:
+    """A lazily opened, automatically reopened, bound connection to a directory: the
+    first of ``endpoint.urls`` that answers."""
+
+    def __init__(self, endpoint: Endpoint, name: str) -> None:
+        self.endpoint = endpoint
         self.name = name
         self._conn: Connection | None = None
         self._retrying = Retrying(
-            stop=stop_after_attempt(config.retries + 1),
+            stop=stop_after_attempt(endpoint.retries + 1),
             wait=wait_exponential_jitter(multiplier=0.2, max=20, jitter=0.2),
             retry=retry_if_exception_type(TemporaryError),
             before_sleep=self._before_retry,
@@ -65,30 +98,40 @@ class LdapConnection:
         log.warning("%s, retry %d", exc, state.attempt_number)
 
     def _open(self) -> Connection:
-        cfg = self.config
+        end = self.endpoint
         tls = Tls(
-            validate=ssl.CERT_REQUIRED if cfg.tls_verify else ssl.CERT_NONE,
-            ca_certs_file=str(cfg.ca_file) if cfg.ca_file else None,
+            validate=ssl.CERT_REQUIRED if end.tls_verify else ssl.CERT_NONE,
+            ca_certs_file=str(end.ca_file) if end.ca_file else None,
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
-        server = Server(
-            cfg.url,
-            use_ssl=cfg.url.lower().startswith("ldaps://"),
-            tls=tls,
-            get_info=NONE,
-            connect_timeout=cfg.timeout,
-        )
+        servers = [
+            Server(
+                url,
+                use_ssl=url.lower().startswith("ldaps://"),
+                tls=tls,
+                get_info=NONE,
+                connect_timeout=end.timeout,
+            )
+            for url in end.urls
+        ]
+        # FIRST: the first server that answers, in the configured order; one pass over
+        # the list per attempt, the retries around it give the others time to come back.
+        # ldap3 takes a number of passes for ``active`` (its stubs say bool).
+        target: Server | ServerPool = servers[0]
+        if len(servers) > 1:
+            target = ServerPool(servers, FIRST, active=1, exhaust=False)  # type: ignore[arg-type]
         conn = Connection(
-            server,
-            user=cfg.bind_dn,
-            password=cfg.read_secret(),
+            target,
+            user=end.bind,
+            password=end.secret(),
             raise_exceptions=True,
-            receive_timeout=cfg.timeout,
+            receive_timeout=end.timeout,
             read_only=False,
             return_empty_attributes=False,
+            auto_range=end.auto_range,
         )
         conn.open()
-        if cfg.start_tls:
+        if end.start_tls:
             conn.start_tls()
         conn.bind()
         return conn
@@ -151,7 +194,7 @@ class LdapConnection:
                 search_filter,
                 search_scope=SUBTREE,
                 attributes=attributes,
-                paged_size=self.config.page_size,
+                paged_size=self.endpoint.page_size,
                 generator=True,
             )
             return [
