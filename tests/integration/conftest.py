@@ -61,13 +61,13 @@ class Result:
     err: str
 
 
-@dataclass
-class Lab:
-    """One throwaway directory plus a syncd config pointing at it."""
+class SyncdBench:
+    """What every test lab shares: a work folder holding a syncd config, the contracts
+    and the audit trail, with syncd driven through its command line. A lab provides
+    ``work``, ``overrides``, ``roles()`` and ``target_config()``."""
 
-    server: Slapd
     work: Path
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any]
 
     @property
     def config_path(self) -> Path:
@@ -77,38 +77,29 @@ class Lab:
     def audit_path(self) -> Path:
         return self.work / "audit.jsonl"
 
+    def roles(self) -> dict[str, dict[str, list[str]]]:
+        raise NotImplementedError
+
+    def target_config(self, **target: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
     def write_config(self, **target: Any) -> Path:
-        secret = self.work / "bind-password"
-        secret.write_text(self.server.service_password)
-        secret.chmod(0o600)
         config: dict[str, Any] = {
             "source": {"type": "file", "path": "contracts.yaml"},
             "policy": {"timezone": "UTC"},
             "safety": {"max_orphan_disables": 10, "max_deletes": 10},
-            "roles": {
-                "developer": {"corp": [GROUPS["developers"], GROUPS["vpn-users"]]},
-                "writer": {"corp": [GROUPS["wiki-editors"]]},
-                "operator": {"corp": [GROUPS["ops"], GROUPS["vpn-users"]]},
-            },
-            "targets": {
-                "corp": {
-                    "type": "ldap",
-                    "url": self.server.ldaps_url,
-                    "ca_file": str(self.server.ca_file),
-                    "bind_dn": self.server.service_dn,
-                    "password_file": str(secret),
-                    "base_dn": BASE_DN,
-                    "conflict_base": SUFFIX,
-                    "retries": 1,
-                    **target,
-                }
-            },
+            "roles": self.roles(),
+            "targets": {"corp": self.target_config(**target)},
             "audit": {"path": "audit.jsonl"},
         }
         for key, value in self.overrides.items():
             config[key] = {**config.get(key, {}), **value}
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         return self.config_path
+
+    def configure(self, **sections: dict[str, Any]) -> None:
+        self.overrides.update(sections)
+        self.write_config()
 
     def contracts(self, *records: dict[str, Any]) -> None:
         path = self.work / "contracts.yaml"
@@ -121,6 +112,43 @@ class Lab:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["-c", str(self.config_path), *args])
         return Result(code, out.getvalue(), err.getvalue())
+
+    def audit(self) -> list[dict[str, Any]]:
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+
+@dataclass
+class Lab(SyncdBench):
+    """One throwaway slapd plus a syncd config pointing at it."""
+
+    server: Slapd
+    work: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def roles(self) -> dict[str, dict[str, list[str]]]:
+        return {
+            "developer": {"corp": [GROUPS["developers"], GROUPS["vpn-users"]]},
+            "writer": {"corp": [GROUPS["wiki-editors"]]},
+            "operator": {"corp": [GROUPS["ops"], GROUPS["vpn-users"]]},
+        }
+
+    def target_config(self, **target: Any) -> dict[str, Any]:
+        secret = self.work / "bind-password"
+        secret.write_text(self.server.service_password)
+        secret.chmod(0o600)
+        return {
+            "type": "ldap",
+            "url": self.server.ldaps_url,
+            "ca_file": str(self.server.ca_file),
+            "bind_dn": self.server.service_dn,
+            "password_file": str(secret),
+            "base_dn": BASE_DN,
+            "conflict_base": SUFFIX,
+            "retries": 1,
+            **target,
+        }
 
     # -- looking at the directory with our own eyes ------------------------------------
     def admin(self) -> Connection:
@@ -208,11 +236,6 @@ class Lab:
             conn.modify(GROUPS[group], {"member": [(MODIFY_ADD, [dn])]})
         conn.unbind()
         return dn
-
-    def audit(self) -> list[dict[str, Any]]:
-        if not self.audit_path.exists():
-            return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
 
 
 def dn_of(uid: str) -> str:

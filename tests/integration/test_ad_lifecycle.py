@@ -7,9 +7,6 @@ manager, sAMAccountName rules, the disabled OU, a DC list with one DC down.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -19,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from ldap3 import MODIFY_ADD, MODIFY_REPLACE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPBindError
 
-from syncd.cli import main
 from syncd.targets.advalues import to_filetime
-from tests.integration.conftest import Result, contract, day
+from tests.integration.conftest import SyncdBench, contract, day
 from tests.servers.samba import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -54,7 +49,7 @@ class Account:
 
 
 @dataclass
-class AdLab:
+class AdLab(SyncdBench):
     """The seeded domain (reset before each test) plus a syncd config pointing at it.
     The shared scenarios key people by e-mail, longer than employeeID's 16 characters,
     so this world keeps the key in employeeNumber unless a test says otherwise."""
@@ -64,53 +59,23 @@ class AdLab:
     target: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def config_path(self) -> Path:
-        return self.work / "syncd.yaml"
+    def roles(self) -> dict[str, dict[str, list[str]]]:
+        return {role: {"corp": [group_dn(g) for g in groups]} for role, groups in ROLES.items()}
 
-    def write_config(self) -> Path:
+    def target_config(self, **target: Any) -> dict[str, Any]:
         (self.work / "bind-password").write_text(ADMIN_PASSWORD)
-        config: dict[str, Any] = {
-            "source": {"type": "file", "path": "contracts.yaml"},
-            "policy": {"timezone": "UTC"},
-            "safety": {"max_orphan_disables": 10, "max_deletes": 10},
-            "roles": {
-                role: {"corp": [group_dn(g) for g in groups]} for role, groups in ROLES.items()
-            },
-            "targets": {
-                "corp": {
-                    "type": "ad",
-                    "urls": [self.dc.url],
-                    "ca_file": str(self.dc.ca_file),
-                    "bind_user": ADMIN_USER,
-                    "password_file": "bind-password",
-                    "base_dn": CONTRACTORS,
-                    "key_attribute": "employeeNumber",
-                    "retries": 1,
-                    **self.target,
-                }
-            },
-            "audit": {"path": "audit.jsonl"},
+        return {
+            "type": "ad",
+            "urls": [self.dc.url],
+            "ca_file": str(self.dc.ca_file),
+            "bind_user": ADMIN_USER,
+            "password_file": "bind-password",
+            "base_dn": CONTRACTORS,
+            "key_attribute": "employeeNumber",
+            "retries": 1,
+            **self.target,
+            **target,
         }
-        for key, value in self.overrides.items():
-            config[key] = {**config.get(key, {}), **value}
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return self.config_path
-
-    def configure(self, **sections: dict[str, Any]) -> None:
-        self.overrides.update(sections)
-        self.write_config()
-
-    def contracts(self, *records: dict[str, Any]) -> None:
-        (self.work / "contracts.yaml").write_text(yaml.safe_dump({"contracts": list(records)}))
-
-    def syncd(self, *args: str) -> Result:
-        if not self.config_path.exists():
-            self.write_config()
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["-c", str(self.config_path), *args])
-        return Result(code, out.getvalue(), err.getvalue())
 
     # -- looking at the domain with our own eyes ---------------------------------------
     def find(self, username: str) -> tuple[str, dict[str, list[str]]] | None:
@@ -172,12 +137,6 @@ class AdLab:
         finally:
             conn.unbind()
         return result
-
-    def audit(self) -> list[dict[str, Any]]:
-        path = self.work / "audit.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines()]
 
     def modify(self, dn: str, changes: dict[str, Any]) -> None:
         conn = self.dc.admin()

@@ -10,19 +10,23 @@ the SCIM world is :class:`ScimLab`, which the other SCIM test modules use too.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-import yaml
 
-from syncd.cli import main
-from tests.integration.conftest import GROUPS, SUFFIX, Lab, Result, contract, day, dn_of
+from tests.integration.conftest import (
+    GROUPS,
+    SUFFIX,
+    Lab,
+    Result,
+    SyncdBench,
+    contract,
+    day,
+    dn_of,
+)
 from tests.integration.test_ad_lifecycle import (  # noqa: F401 (fixtures)
     AdLab,
     ad_lab_fixture,
@@ -95,7 +99,7 @@ class LdapWorld:
 
 
 @dataclass
-class ScimLab:
+class ScimLab(SyncdBench):
     """A fresh tenant of a scim2-server, seeded like the slapd of the LDAP tests (four
     groups, employees jdoe and asmith), plus a syncd config pointing at it (or at
     ``url``, e.g. a fault proxy in front of it)."""
@@ -116,52 +120,18 @@ class ScimLab:
             self.directory.add_group(name, members.get(name, (asmith,) if name == "ops" else ()))
         (self.work / "token").write_text(self.server.token)
 
-    @property
-    def config_path(self) -> Path:
-        return self.work / "syncd.yaml"
+    def roles(self) -> dict[str, dict[str, list[str]]]:
+        return {role: {"corp": list(groups)} for role, groups in ROLES.items()}
 
-    @property
-    def audit_path(self) -> Path:
-        return self.work / "audit.jsonl"
-
-    def write_config(self, **target: Any) -> Path:
-        config: dict[str, Any] = {
-            "source": {"type": "file", "path": "contracts.yaml"},
-            "policy": {"timezone": "UTC"},
-            "safety": {"max_orphan_disables": 10, "max_deletes": 10},
-            "roles": {role: {"corp": list(groups)} for role, groups in ROLES.items()},
-            "targets": {
-                "corp": {
-                    "type": "scim",
-                    "url": self.url,
-                    "allow_plaintext": True,  # loopback only
-                    "token_file": "token",
-                    "retries": 1,
-                    **target,
-                }
-            },
-            "audit": {"path": "audit.jsonl"},
+    def target_config(self, **target: Any) -> dict[str, Any]:
+        return {
+            "type": "scim",
+            "url": self.url,
+            "allow_plaintext": True,  # loopback only
+            "token_file": "token",
+            "retries": 1,
+            **target,
         }
-        for key, value in self.overrides.items():
-            config[key] = {**config.get(key, {}), **value}
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-        return self.config_path
-
-    def contracts(self, *records: dict[str, Any]) -> None:
-        path = self.work / "contracts.yaml"
-        path.write_text(yaml.safe_dump({"contracts": list(records)}, allow_unicode=True))
-
-    def configure(self, **sections: dict[str, Any]) -> None:
-        self.overrides.update(sections)
-        self.write_config()
-
-    def syncd(self, *args: str) -> Result:
-        if not self.config_path.exists():
-            self.write_config()
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["-c", str(self.config_path), *args])
-        return Result(code, out.getvalue(), err.getvalue())
 
     def seed(self, username: str, key: str | None, groups: tuple[str, ...] = ()) -> None:
         # Unmanaged: another system's externalId.
@@ -179,11 +149,6 @@ class ScimLab:
 
     def snapshot(self) -> Any:
         return self.directory.snapshot()
-
-    def audit(self) -> list[dict[str, Any]]:
-        if not self.audit_path.exists():
-            return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
 
 
 class AdWorld(AdLab):
