@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from syncd.audit import AuditWriter, Outcome
+from syncd.audit import AuditWriter
 from syncd.audit.verify import verify
 from syncd.audit.writer import WriterOptions
-from syncd.core.model import Action, ActionKind
+from syncd.core.model import Action, ActionKind, Outcome
 
 BATCH = 100  # changes per fsync with the batch policy (intent + outcome = 2 records each)
 

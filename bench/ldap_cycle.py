@@ -471,7 +471,7 @@ def phase_syncd(
     config: Path, server_file: Path, output: Path, profile: Path | None
 ) -> dict[str, Any]:
     import syncd.cli
-    import syncd.cycle
+    import syncd.engine
     import syncd.report
     from syncd.audit import AuditWriter
     from syncd.targets.ldap import LdapDirectory
@@ -481,12 +481,12 @@ def phase_syncd(
     parts: dict[str, float] = {}
     # where the cycle's time goes: module functions and methods wrapped in this process
     for owner, name, key in [
-        (syncd.cycle, "read_contracts", "source"),
-        (syncd.cycle, "resolve", "resolve"),
+        (syncd.engine, "read_source", "source"),
+        (syncd.engine, "resolve", "resolve"),
         (LdapDirectory, "observe", "observe"),
         (LdapDirectory, "find_conflicts", "conflicts"),
-        (syncd.cycle, "plan_target", "plan"),
-        (syncd.cli, "apply_cycle", "apply"),
+        (syncd.engine, "plan_target", "plan"),
+        (syncd.engine, "apply_plan", "apply"),
         (syncd.report, "render_plan", "report"),
         (syncd.report, "render_results", "report"),
         (LdapDirectory, "dn_for", "dn_for"),

@@ -1,11 +1,12 @@
 """Run a target's plan: audit intent, send, audit outcome; report what happened.
 
-Called by ``syncd.cycle`` for each target after planning. Actions go out in plan order,
-in chunks of one kind: the chunk's intents are written and fsynced before any of its
-writes is sent, so a crash never leaves a change without its intent on disk. A failed
-create skips the rest of that person's actions; other failures are reported and the
-cycle goes on. When the target is unreachable even after retries, the rest of its plan
-is reported as not attempted.
+Called by ``syncd.engine.run_cycle`` for each target after planning. Actions go out in
+plan order, in chunks of one kind (the target's ``batch_size``): the chunk's intents
+are written and fsynced before any of its writes is sent, so a crash never leaves a
+change without its intent on disk. A failed create skips the rest of that person's
+actions; other failures are reported and the cycle goes on. When the target is
+unreachable even after retries, the rest of its plan is reported as not attempted:
+every action ends up done, failed or not attempted, none is lost.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from syncd.audit import AuditWriter, Outcome
-from syncd.core.model import Action, ActionKind, TargetPlan
+from syncd.audit import AuditWriter
+from syncd.core.model import Action, ActionKind, Outcome, TargetPlan
 from syncd.errors import TemporaryError
 from syncd.targets.base import Target
 
 log = logging.getLogger(__name__)
-CHUNK = 200  # actions per batch, unless the target names its own ``batch_size``
 
 
 @dataclass
@@ -53,24 +53,17 @@ def apply_plan(
     for conflict in plan.conflicts:
         audit.conflict(conflict, correlation)
     failed_creates: set[str] = set()
-    chunk = getattr(target, "batch_size", CHUNK)
+    chunk = target.batch_size
     pending: list[Action] = []
     for action in plan.runnable:
-        if report.unavailable or (not pending and stopping()):
-            report.skipped.append(action)
-            continue
-        if action.person in failed_creates:
-            report.skipped.append(action)
-            continue
         if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
             _send(pending, target, audit, correlation, report, failed_creates)
             pending = []
-            if stopping():
-                report.skipped.append(action)
-                continue
-            if action.person in failed_creates:
-                report.skipped.append(action)
-                continue
+        # Asked between chunks only: the chunk being gathered is sent whole.
+        stop = not pending and stopping()
+        if report.unavailable or stop or action.person in failed_creates:
+            report.skipped.append(action)
+            continue
         pending.append(action)
     if pending and not report.unavailable:
         _send(pending, target, audit, correlation, report, failed_creates)
@@ -104,6 +97,7 @@ def _send(
             outcome.action.kind.value,
             outcome.action.username,
             outcome.detail,
+            extra={"target": target.name, "account": outcome.action.username, "cycle": correlation},
         )
         if outcome.action.kind is ActionKind.CREATE:
             failed_creates.add(outcome.action.person)
@@ -112,7 +106,7 @@ def _send(
         target.apply(chunk, record)
     except TemporaryError as exc:
         report.unavailable = f"target {target.name} unavailable: {exc}"
-        log.error("%s", report.unavailable)
+        log.error("%s", report.unavailable, extra={"target": target.name, "cycle": correlation})
         for action in chunk:
             if id(action) not in answered:
                 record(Outcome(action, None, f"outcome unknown, checked next cycle: {exc}"))

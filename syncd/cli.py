@@ -10,39 +10,44 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from syncd import __version__, logfmt, report
 from syncd.audit import AuditWriter
 from syncd.audit.chain import Sealer
-from syncd.audit.records import OTHER_ACTIVITY, START, STOP
-from syncd.audit.settle import settle_pending
 from syncd.audit.verify import verify
 from syncd.audit.writer import rotated_files
 from syncd.config import Config, config_path, load_config
 from syncd.core.desired import resolve
 from syncd.core.model import PersonState
 from syncd.core.timeutil import parse_duration, parse_instant
-from syncd.cycle import (
+from syncd.daemon import Controls, Daemon
+from syncd.engine import (
     CyclePlan,
-    apply_cycle,
+    close_all,
     gc_relaxed,
     open_target,
+    open_targets,
     plan_cycle,
-    read_contracts,
-    selected_targets,
+    read_source,
+    run_cycle,
 )
-from syncd.daemon import Daemon
 from syncd.errors import ConfigError, SourceError, SyncdError
 from syncd.state import StateLocked
 from syncd.targets.base import Target
 
 log = logging.getLogger("syncd")
 OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
+# What ``signal.signal`` returns: a function, SIG_DFL or SIG_IGN, or None (set outside Python)
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,24 +169,14 @@ def _at(text: str | None, config: Config) -> datetime:
         raise SyncdError(f"--at: {exc}") from exc
 
 
-def _open_targets(config: Config, only: Sequence[str]) -> dict[str, Target]:
-    unknown = [name for name in only if name not in config.targets]
-    if unknown:
-        raise SyncdError(
-            f"--target {unknown[0]}: no such target (have: {', '.join(config.targets)})"
-        )
-    return {name: open_target(config, name) for name in selected_targets(config, only)}
-
-
 def _planned(
     args: argparse.Namespace, config: Config, at: datetime, allow_mass_change: bool = False
 ) -> tuple[CyclePlan, dict[str, Target]]:
-    targets = _open_targets(config, args.target)
+    targets = open_targets(config, args.target)
     try:
         return plan_cycle(config, at, targets, allow_mass_change=allow_mass_change), targets
     except BaseException:
-        for target in targets.values():
-            target.close()
+        close_all(targets)
         raise
 
 
@@ -189,18 +184,61 @@ def _run(args: argparse.Namespace) -> int:
     logfmt.setup(logging.DEBUG if args.verbose > 1 else logging.INFO, args.log_format)
     path = config_path(args.config)
     config = load_config(path)
+    controls = Controls()
+    previous = _take_signals(controls)
     try:
-        return Daemon(path, config).run()
+        _serve(Daemon(path, config), controls)
     except StateLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    return OK
+
+
+def _serve(daemon: Daemon, controls: Controls) -> None:
+    """Run the daemon in a thread of its own and wait for it, re-raising what ended it.
+
+    The main thread, where Python runs signal handlers, then holds none of the loop's
+    locks: a handler that sets an event cannot find that event's lock held by the very
+    thread it interrupted, which would hang the process."""
+    ended: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            daemon.run(controls)
+        except BaseException as exc:  # handed to the main thread, raised there
+            ended.append(exc)
+
+    thread = threading.Thread(target=serve, name="syncd-daemon")
+    thread.start()
+    thread.join()
+    if ended:
+        raise ended[0]
+
+
+def _take_signals(controls: Controls) -> dict[signal.Signals, Handler]:
+    """Turn the daemon's signals into requests: SIGHUP reloads the config, SIGUSR1
+    forces a cycle, SIGTERM and SIGINT stop after the write in flight. Returns the
+    handlers they replace."""
+    requests = {
+        signal.SIGHUP: controls.request_reload,
+        signal.SIGUSR1: controls.request_cycle,
+        signal.SIGTERM: controls.request_stop,
+        signal.SIGINT: controls.request_stop,
+    }
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        requests[signal.Signals(signum)]()
+
+    return {signum: signal.signal(signum, handler) for signum in requests}
 
 
 def _plan(args: argparse.Namespace) -> int:
     config = _config(args)
     cycle, targets = _planned(args, config, _at(args.at, config))
-    for target in targets.values():
-        target.close()
+    close_all(targets)
     if args.json:
         print(json.dumps(report.plan_json(cycle), indent=2, ensure_ascii=False))
     else:
@@ -221,27 +259,22 @@ def _sync(args: argparse.Namespace) -> int:
     cycle, targets = _planned(args, config, _now(), args.allow_mass_change)
     print(report.render_plan(cycle))
     if args.dry_run:
-        for target in targets.values():
-            target.close()
+        close_all(targets)
         print("Dry run: nothing was changed.")
         return _plan_code(cycle)
     correlation = str(uuid.uuid4())
     try:
         with AuditWriter.from_config(config.audit, correlation) as audit:
-            audit.event(START, "Start", "sync started", correlation, targets=sorted(targets))
-            settle_pending(audit, {n: o.accounts for n, o in cycle.observed.items()}, correlation)
-            if args.allow_mass_change:
-                audit.event(
-                    OTHER_ACTIVITY,
-                    "Safety Override",
-                    "--allow-mass-change: safety limits lifted for this run",
-                    correlation,
-                )
-            reports = apply_cycle(cycle, targets, audit, correlation)
-            audit.event(STOP, "Stop", f"sync finished: {report.summary_line(cycle)}", correlation)
+            reports = run_cycle(
+                cycle,
+                targets,
+                audit,
+                correlation,
+                session="sync",
+                mass_change=args.allow_mass_change,
+            )
     finally:
-        for target in targets.values():
-            target.close()
+        close_all(targets)
     print(report.render_results(reports))
     if any(not r.ok for r in reports):
         return FAILED
@@ -320,8 +353,7 @@ def _expiring(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SyncdError(f"--within: {exc}") from exc
     now = _now()
-    contracts, _invalid = read_contracts(config)
-    people = resolve(contracts, config.core_policy(), now)
+    people = resolve(read_source(config).contracts, config.core_policy(), now)
     horizon = now + within
     ending = [
         p

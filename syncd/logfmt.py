@@ -1,7 +1,8 @@
 """Log output for journald and log shippers: plain text or one JSON object per line.
 
-Called by the CLI (``--log-format``). Context passed with ``extra={"target": ...,
-"account": ...}`` becomes fields of the JSON line.
+Called by the CLI (``--log-format``). Context that ``syncd.apply``, ``syncd.engine`` and
+the targets pass with ``extra={"target": ..., "account": ..., "cycle": ...}`` becomes
+fields of the JSON line (plain text already names them in the message).
 """
 
 from __future__ import annotations

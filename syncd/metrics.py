@@ -1,24 +1,91 @@
 """Prometheus metrics and the ``/healthz`` endpoint of ``syncd run``.
 
-Called by ``syncd.daemon``, which updates the metrics after every cycle and the health
-state as things happen. One small threaded HTTP server serves ``/metrics`` (the
-Prometheus text format) and ``/healthz`` (200 or 503 with a JSON reason). Metric names
-are referenced by ``config/alerts.yaml``; renaming one is a breaking change.
+Called by ``syncd.daemon``: it records each finished cycle with ``Metrics.record_cycle``
+(or ``cycle_failed`` when none could run), each source read with ``source_read``, and
+sets the health state as things happen. One small threaded HTTP server (``serve``)
+serves ``/metrics`` (the Prometheus text format) and ``/healthz`` (200 or 503 with a
+JSON reason). Metric names and labels are referenced by ``config/alerts.yaml`` and
+listed in ``docs/operations.md``; renaming one is a breaking change.
+
+This module sits below the engine: it reads a cycle through the ``CycleFacts`` and
+``TargetResults`` shapes, which ``syncd.engine.CyclePlan`` and ``syncd.apply.ApplyReport``
+have, rather than importing them.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 import time
+from collections import Counter as Tally
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from syncd.core.desired import effective_end, in_effect
+from syncd.core.model import (
+    Action,
+    ActionKind,
+    Cause,
+    Contract,
+    InvalidRecord,
+    Observed,
+    Outcome,
+    Person,
+    TargetPlan,
+)
+from syncd.core.policy import Policy
+
 LAG_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900)
+
+
+class CycleResult(enum.StrEnum):
+    """The ``result`` label of ``syncd_cycles_total``."""
+
+    OK = "ok"  # every change made, nothing held
+    HELD = "held"  # every change made but some held by a safety limit
+    FAILED = "failed"  # some change failed, or a target could not be reached
+    SOURCE_ERROR = "source_error"  # planned from the snapshot, or not at all
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (CycleResult.OK, CycleResult.HELD)
+
+
+class CycleFacts(Protocol):
+    """What ``record_cycle`` reads of a planned cycle (``syncd.engine.CyclePlan``)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def contracts(self) -> Sequence[Contract]: ...
+    @property
+    def invalid(self) -> Sequence[InvalidRecord]: ...
+    @property
+    def people(self) -> Mapping[str, Person]: ...
+    @property
+    def plans(self) -> Sequence[TargetPlan]: ...
+    @property
+    def observed(self) -> Mapping[str, Observed]: ...
+
+
+class TargetResults(Protocol):
+    """What ``record_cycle`` reads of one target's results (``syncd.apply.ApplyReport``)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def done(self) -> Sequence[Outcome]: ...
+    @property
+    def failed(self) -> Sequence[Outcome]: ...
+    @property
+    def skipped(self) -> Sequence[Action]: ...
 
 
 class Metrics:
@@ -81,6 +148,89 @@ class Metrics:
         self.interval = Gauge(
             "syncd_daemon_interval_seconds", "Configured poll interval", registry=r
         )
+
+    def set_interval(self, seconds: float) -> None:
+        """The configured poll interval, at start and after each reload."""
+        self.interval.set(seconds)
+
+    def source_read(self, *, ok: bool) -> None:
+        """A source read was accepted, or it failed or looked suspicious."""
+        if ok:
+            self.source_ok_at = time.time()
+        else:
+            self.source_failures.inc()
+
+    def cycle_failed(self, result: CycleResult) -> None:
+        """A cycle that could not run (no contracts to plan with, or planning failed)."""
+        self.cycles.labels(result.value).inc()
+
+    def record_cycle(
+        self,
+        cycle: CycleFacts,
+        results: Sequence[TargetResults],
+        *,
+        policy: Policy,
+        result: CycleResult,
+        seconds: float,
+        finished: float,
+    ) -> None:
+        """Everything a finished cycle tells: its duration and result, the contracts and
+        accounts it saw, and what became of each action. ``finished`` is the Unix time
+        the cycle ended; an expiry's lag is measured to it."""
+        self.cycle_duration.observe(seconds)
+        self.invalid.set(len(cycle.invalid))
+        self._contract_states(cycle, policy)
+        for plan in cycle.plans:
+            self._plan(plan, cycle.observed[plan.target])
+        for target in results:
+            self._results(target, cycle.people, finished)
+        ends = [p.access_end for p in cycle.people.values() if p.access_end is not None]
+        self.next_expiry.set(min(ends).timestamp() if ends else 0)
+        if result.succeeded:
+            self.last_success.set(finished)
+        self.cycles.labels(result.value).inc()
+
+    def _contract_states(self, cycle: CycleFacts, policy: Policy) -> None:
+        states: Tally[str] = Tally()
+        for contract in cycle.contracts:
+            if in_effect(contract, policy, cycle.at):
+                states["active"] += 1
+            elif effective_end(contract, cycle.at) <= cycle.at:
+                states["ended"] += 1
+            else:
+                states["future"] += 1
+        for state in ("active", "ended", "future"):
+            self.contracts.labels(state).set(states[state])
+
+    def _plan(self, plan: TargetPlan, observed: Observed) -> None:
+        """What one target held and was planned: accounts, held actions, conflicts."""
+        self.held.labels(plan.target).set(len(plan.held))
+        self.conflicts.labels(plan.target).set(len(plan.conflicts))
+        states = Tally("enabled" if a.enabled else "disabled" for a in observed.accounts.values())
+        for state in ("enabled", "disabled"):
+            self.managed.labels(plan.target, state).set(states[state])
+        for action in plan.held:
+            self.actions.labels(plan.target, action.kind.value, "held").inc()
+
+    def _results(
+        self, target: TargetResults, people: Mapping[str, Person], finished: float
+    ) -> None:
+        """Each action's result, how late contract ends were carried out, and how many
+        ended accounts are still enabled (failed, unknown or never sent disables)."""
+        undone = 0
+        for outcome in (*target.done, *target.failed):
+            action = outcome.action
+            result = {True: "success", False: "failure", None: "unknown"}[outcome.ok]
+            self.actions.labels(target.target, action.kind.value, result).inc()
+            if action.kind is not ActionKind.DISABLE or action.cause is not Cause.CONTRACT:
+                continue
+            person = people.get(action.person)
+            if outcome.ok and person is not None and person.last_end is not None:
+                self.expiry_lag.observe(max(0.0, finished - person.last_end.timestamp()))
+            elif not outcome.ok:
+                undone += 1
+        undone += sum(1 for a in target.skipped if a.kind is ActionKind.DISABLE)
+        self.expired_enabled.labels(target.target).set(undone)
 
 
 @dataclass

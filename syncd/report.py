@@ -6,13 +6,12 @@ documented in the README; fields are only ever added to it.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from syncd.apply import ApplyReport
 from syncd.core.model import Action, ActionKind, Person
 from syncd.core.timeutil import iso_utc
-from syncd.cycle import CyclePlan
+from syncd.engine import CyclePlan, counts, summary_line
 
 SYMBOLS = {
     ActionKind.CREATE: ("+", "create"),
@@ -54,6 +53,10 @@ def render_plan(cycle: CyclePlan) -> str:
             for c in plan.conflicts
         ]
         out += [f"  ! safety hold: {h}" for h in plan.holds]
+        out += [
+            f"  ! group {g} does not exist: its members cannot be added or removed"
+            for g in sorted(cycle.observed[plan.target].missing_groups)
+        ]
         if not plan.actions and not plan.conflicts:
             out.append("  (no changes)")
     if cycle.invalid:
@@ -61,26 +64,6 @@ def render_plan(cycle: CyclePlan) -> str:
         out += [f"  {r}" for r in cycle.invalid]
     out.append(summary_line(cycle))
     return "\n".join(out)
-
-
-def counts(cycle: CyclePlan) -> dict[str, int]:
-    tally: Counter[str] = Counter()
-    for plan in cycle.plans:
-        for action in plan.actions:
-            tally["held" if action.held else action.kind.value] += 1
-        tally["conflicts"] += len(plan.conflicts)
-    tally["invalid"] = len(cycle.invalid)
-    tally["target_errors"] = len(cycle.errors)
-    return {
-        k: tally[k]
-        for k in [*(k.value for k in ActionKind), "held", "conflicts", "invalid", "target_errors"]
-    }
-
-
-def summary_line(cycle: CyclePlan) -> str:
-    c = counts(cycle)
-    parts = [f"{n} {k.replace('_', ' ')}" for k, n in c.items() if n]
-    return "Summary: " + (", ".join(parts) if parts else "nothing to do")
 
 
 def plan_json(cycle: CyclePlan) -> dict[str, Any]:
@@ -97,6 +80,7 @@ def plan_json(cycle: CyclePlan) -> dict[str, Any]:
                     for c in plan.conflicts
                 ],
                 "holds": list(plan.holds),
+                "missing_groups": sorted(cycle.observed[plan.target].missing_groups),
             }
             for plan in cycle.plans
         ],

@@ -1,9 +1,10 @@
 """The daemon's state directory: one instance per folder, and the last good source.
 
-Called by ``syncd.daemon``. The snapshot is what lets dated expiries happen on time
-while the source is down or suspicious (SPEC §4): it holds the raw records of the last
-source read that was accepted, written atomically (temporary file, fsync, rename,
-directory fsync) so a crash never leaves half of it.
+Called by ``syncd.daemon``, which holds the lock while it runs, and by
+``syncd.watch.SourceWatch``, which saves and loads the snapshot. The snapshot is what
+lets dated expiries happen on time while the source is down or suspicious (SPEC §4): it
+holds the raw records of the last source read that was accepted, written atomically
+(temporary file, fsync, rename, directory fsync) so a crash never leaves half of it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """The audit trail: OCSF-shaped, hash-chained JSON lines (SPEC §6).
 
-``records`` shapes events, ``chain`` links them, ``writer`` appends them safely,
-``verify`` checks a trail, ``settle`` closes intents a crash left open.
+``records`` shapes events, ``chain`` links them, ``writer`` appends them safely with
+the help of ``files``, ``verify`` checks a trail, ``settle`` closes intents a crash
+left open. ``syncd.apply``, ``syncd.engine``, ``syncd.cli`` and ``syncd.daemon`` take
+``AuditWriter`` from here; ``AuditError`` is what it raises when the trail cannot be
+written safely.
 """
 
-from syncd.audit.records import Outcome
-from syncd.audit.writer import AuditError, AuditWriter
+from syncd.audit.files import AuditError
+from syncd.audit.writer import AuditWriter
 
-__all__ = ["AuditError", "AuditWriter", "Outcome"]
+__all__ = ["AuditError", "AuditWriter"]

@@ -1,4 +1,8 @@
-"""The hash chain: canonical JSON and record digests. Pure; used by the writer and verify.
+"""The hash chain: canonical JSON and record digests. Pure: no I/O.
+
+Used by ``syncd.audit.writer`` (``Sealer.seal`` links each record as it is written),
+``syncd.audit.verify`` (``recompute`` checks a stored line) and the CLI (a ``Sealer``
+with the key given to ``syncd audit verify --key-file``).
 
 Canonical form: the record as JSON with keys sorted at every level, no insignificant
 whitespace, UTF-8 without escaping non-ASCII. For the values syncd writes (strings,

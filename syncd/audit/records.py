@@ -1,20 +1,25 @@
-"""OCSF shapes of syncd's audit records (SPEC §6). Pure builders, used by the writer.
+"""OCSF shapes of syncd's audit records (SPEC §6). Pure: no I/O, no clock.
+
+Called by ``syncd.audit.writer``, which turns each call it receives (intent, outcome,
+held, conflict, settle, event) and each record it makes on its own (header, seal,
+checkpoint, recovery) into a record built here. ``syncd.engine`` and
+``syncd.daemon`` take the activity numbers (``START``, ``STOP``, ``OTHER_ACTIVITY``)
+from here for ``AuditWriter.event``.
 
 A builder returns the event-specific part of a record; the writer adds ``time``,
-``time_dt``, ``metadata`` (uid, sequence, correlation, product) and the chain.
-Secrets never reach a record: actions carry the attribute values syncd renders from
-contracts, never credentials.
+``time_dt``, ``metadata`` (built by ``metadata``: uid, sequence, correlation, product)
+and the chain. Secrets never reach a record: actions carry the attribute values syncd
+renders from contracts, never credentials.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from syncd import __version__
-from syncd.core.model import Action, ActionKind, Conflict
+from syncd.core.model import Action, ActionKind, Conflict, Outcome
 
 OCSF_VERSION = "1.3.0"
 PRODUCT = {"name": "syncd", "vendor_name": "syncd", "version": __version__}
@@ -41,15 +46,9 @@ ARCHIVE, ROTATE, START, STOP, OTHER_ACTIVITY = 4, 5, 6, 7, 99
 # status_id: 1 Success, 2 Failure, 99 Other (status then names the phase)
 SUCCESS, FAILURE, OTHER = 1, 2, 99
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one action: ``ok`` None means unknown (connection lost mid-write)."""
-
-    action: Action
-    ok: bool | None
-    detail: str = ""
-    ref: str | None = None
+# ``user``, ``group`` (None for account actions) and ``unmapped`` (without phase): the
+# part of a record that an action's intent and outcome share
+ActionBody = tuple[dict[str, str], dict[str, str] | None, dict[str, Any]]
 
 
 @functools.cache
@@ -75,7 +74,25 @@ def fixed_fields(
     }
 
 
-def action_body(action: Action) -> tuple[dict[str, str], dict[str, str] | None, dict[str, Any]]:
+def metadata(uid: str, sequence: int, correlation: str) -> dict[str, Any]:
+    """A record's ``metadata``: its uid, its place in the chain, and who wrote it."""
+    return {
+        "uid": uid,
+        "sequence": sequence,
+        "correlation_uid": correlation,
+        "version": OCSF_VERSION,
+        "product": PRODUCT,
+    }
+
+
+def status_of(ok: bool | None) -> tuple[int, str]:
+    """``status_id`` and ``status`` for a change that succeeded, failed, or is unknown."""
+    if ok is None:
+        return OTHER, "Unknown"
+    return (SUCCESS, "Success") if ok else (FAILURE, "Failure")
+
+
+def action_body(action: Action) -> ActionBody:
     """``user``, ``group`` and ``unmapped`` (without phase) for an action's records."""
     user = user_part(action.username, action.person, action.ref)
     group = {"uid": action.group, "name": group_name(action.group)} if action.group else None
@@ -93,7 +110,83 @@ def action_body(action: Action) -> tuple[dict[str, str], dict[str, str] | None, 
     return user, group, unmapped
 
 
+def intent_record(action: Action, body: ActionBody) -> dict[str, Any]:
+    """Written before a change is sent: what syncd is about to do, and why."""
+    return _action_record(action, body, OTHER, "Intent", "intent")
+
+
+def outcome_record(
+    outcome: Outcome, body: ActionBody, intent_uid: str | None = None
+) -> dict[str, Any]:
+    """Written after a change: what the target answered, linked to its intent."""
+    status_id, status = status_of(outcome.ok)
+    return _action_record(
+        outcome.action,
+        body,
+        status_id,
+        status,
+        "outcome",
+        outcome.detail,
+        outcome.ref,
+        intent_uid,
+    )
+
+
+def held_record(action: Action, body: ActionBody) -> dict[str, Any]:
+    """An action a safety limit held back, with the limit's reason."""
+    return _action_record(action, body, OTHER, "Held", "held", action.held)
+
+
+def _action_record(
+    action: Action,
+    body: ActionBody,
+    status_id: int,
+    status: str,
+    phase: str,
+    detail: str = "",
+    ref: str | None = None,
+    intent_uid: str | None = None,
+) -> dict[str, Any]:
+    class_uid, activity_id, activity = ACTIVITIES[action.kind]
+    record = dict(fixed_fields(class_uid, activity_id, activity, status_id, status))
+    if detail:
+        record["status_detail"] = detail
+    user, group, unmapped = body
+    # A create learns the account's reference from the target: the outcome carries it.
+    if ref and ref != user.get("uid_alt"):
+        user = {**user, "uid_alt": ref}
+    record["user"] = user
+    if group is not None:
+        record["group"] = group
+    record["unmapped"] = {**unmapped, "phase": phase}
+    if intent_uid:
+        record["unmapped"]["intent_uid"] = intent_uid
+    return record
+
+
+def settle_record(intent: dict[str, Any], applied: bool | None, detail: str) -> dict[str, Any]:
+    """The outcome of an intent a crash left open, from what the target shows now.
+
+    ``intent`` is the record as read back from the trail; the outcome repeats its
+    class, activity, user, group and unmapped fields (not its chain)."""
+    status_id, status = status_of(applied)
+    record = dict(
+        fixed_fields(
+            intent["class_uid"], intent["activity_id"], intent["activity_name"], status_id, status
+        )
+    )
+    record["status_detail"] = detail
+    for key in ("user", "group"):
+        if key in intent:
+            record[key] = intent[key]
+    unmapped = {k: v for k, v in intent["unmapped"].items() if k != "chain"}
+    unmapped.update(phase="outcome", observed=True, intent_uid=intent["metadata"]["uid"])
+    record["unmapped"] = unmapped
+    return record
+
+
 def conflict_record(conflict: Conflict) -> dict[str, Any]:
+    """An unmanaged object where a person's account would go: reported, never adopted."""
     record = dict(fixed_fields(ACCOUNT_CHANGE, 1, "Create", FAILURE, "Failure"))
     record["status_detail"] = f"conflict: {conflict.reason}"
     record["user"] = user_part(conflict.username, conflict.person, conflict.ref)
@@ -107,6 +200,60 @@ def event_record(activity_id: int, activity: str, message: str, **unmapped: Any)
     record["message"] = message
     record["unmapped"] = dict(unmapped)
     return record
+
+
+def header_record(
+    previous_file: str | None, previous_sequence: int, previous_hash: str
+) -> dict[str, Any]:
+    """The first record of every file: where the chain comes from (``previous_file``
+    is None for a trail's first file)."""
+    return event_record(
+        ROTATE,
+        "Rotate",
+        "audit file opened",
+        phase="header",
+        previous_file=previous_file,
+        previous_sequence=previous_sequence,
+        previous_hash=previous_hash,
+    )
+
+
+def seal_record(first_sequence: int, records: int, last_hash: str) -> dict[str, Any]:
+    """The last record of a file before rotation; ``records`` counts the seal itself."""
+    return event_record(
+        ARCHIVE,
+        "Archive",
+        "audit file sealed",
+        phase="seal",
+        first_sequence=first_sequence,
+        records=records,
+        last_hash=last_hash,
+    )
+
+
+def checkpoint_record(head_sequence: int, head_hash: str) -> dict[str, Any]:
+    """The chain head, repeated now and then for a SIEM to keep as an anchor."""
+    return event_record(
+        OTHER_ACTIVITY,
+        "Checkpoint",
+        "chain head",
+        phase="checkpoint",
+        head_sequence=head_sequence,
+        head_hash=head_hash,
+    )
+
+
+def recovery_record(torn_file: str, torn_bytes: int, torn_sha256: str) -> dict[str, Any]:
+    """Acknowledges a torn last record moved aside at start, so nothing vanishes silently."""
+    return event_record(
+        OTHER_ACTIVITY,
+        "Recovery",
+        f"a torn last record was moved aside to {torn_file}",
+        phase="recovery",
+        torn_file=torn_file,
+        torn_bytes=torn_bytes,
+        torn_sha256=torn_sha256,
+    )
 
 
 def user_part(name: str, uid: str, uid_alt: str | None) -> dict[str, str]:

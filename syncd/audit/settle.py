@@ -1,9 +1,10 @@
 """Close intents a crash left without an outcome, by looking at the target (SPEC §6).
 
-Called by the CLI after a cycle observed its targets and before it applies anything:
-every intent found open when the writer started gets an outcome record saying whether
-the change is in place now (``observed: true``). Whatever is not in place is planned
-again by the same cycle, so no change stays unaccounted for.
+Called by ``syncd.engine.run_cycle`` (so by ``syncd sync`` and by every daemon
+cycle), after the cycle observed its targets and before it applies anything: every
+intent found open when the writer started gets an outcome record saying whether the
+change is in place now (``observed: true``). Whatever is not in place is planned again
+by the same cycle, so no change stays unaccounted for.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``syncd audit verify``: recompute a trail's hashes and check every link.
 
-Called by the CLI. Reads one file, a directory (sealed files oldest first, then the
-active file) or a list of files, and reports the first problem precisely: which file,
-line and sequence, and what kind it is:
+Called by the CLI (``syncd audit verify``). Reads one file, a directory (sealed files
+oldest first, then the active file) or a list of files, and reports the first problem
+precisely: which file, line and sequence, and what kind it is:
 
 * ``edited``: a record's content no longer matches its hash (or a malformed line);
 * ``deleted``: a sequence number is missing;
@@ -13,6 +13,11 @@ line and sequence, and what kind it is:
   seal, or the anchor given with ``--expect-head`` not in the trail);
 * ``missing file``: a sealed file between two others is absent;
 * ``forged``: with ``--key-file``, a record without a valid HMAC under that key.
+
+Files are streamed, so memory is bounded however long the trail: besides the current
+line, only the last ``_WINDOW`` sequences of the current file are kept (their line and
+link, to tell an inserted record from a reordered one), and the ``--expect-head``
+anchor is compared as records go by rather than looked up in a set of every hash.
 """
 
 from __future__ import annotations
@@ -76,12 +81,13 @@ def trail_files(paths: Iterable[Path]) -> list[Path]:
 
 
 class _Verifier:
-    def __init__(self, sealer: Sealer | None) -> None:
+    def __init__(self, sealer: Sealer | None, anchor: str | None = None) -> None:
         self.sealer = sealer
         self.result = Result()
         self.prev: str | None = None  # hash of the last good record
         self.expected: int | None = None  # next sequence number
-        self.hashes: set[str] = set()
+        self.anchor = anchor  # a hash the trail must hold (--expect-head)
+        self.anchor_found = False
         self.hmac_unchecked = False
 
     def fail(self, file: Path, line: int, sequence: int | None, kind: str, message: str) -> None:
@@ -100,8 +106,9 @@ class _Verifier:
         return self.result
 
     def file(self, file: Path, previous: str | None, last: bool) -> None:
-        """Check one file, streaming: memory stays flat however long the file."""
-        # sequence -> (line, prev) of recent records; OrderedDict drops the oldest in O(1)
+        """Check one file, streaming: memory is bounded however long the file."""
+        # sequence -> (line, prev) of the last _WINDOW records; OrderedDict drops the
+        # oldest in O(1)
         seen: OrderedDict[int, tuple[int, str]] = OrderedDict()
         number, seq, phase = 0, None, None
         with file.open("rb") as handle:
@@ -173,8 +180,36 @@ class _Verifier:
         text: str,
         seen: dict[int, tuple[int, str]],
     ) -> bool:
+        """Check a record's hash, then its place in the chain; count it if both hold."""
         chain = record["unmapped"]["chain"]
         stored = str(chain["hash"])
+        if not self.sealed(file, number, seq, chain, text):
+            return False
+        assert self.expected is not None
+        if seq != self.expected or chain["prev"] != self.prev:
+            if seq in seen and seen[seq][1] == chain["prev"]:
+                # Same place in the chain as an earlier record: that one is the intruder.
+                self.fail(
+                    file,
+                    seen[seq][0],
+                    seq,
+                    "inserted",
+                    f"this record was inserted before the genuine sequence {seq} at line {number}",
+                )
+            else:
+                self.fail(file, number, seq, *self.break_kind(file, number, seq, seen))
+            return False
+        if stored == self.anchor:
+            self.anchor_found = True
+        self.prev, self.expected = stored, seq + 1
+        result = self.result
+        result.records += 1
+        result.first_sequence = result.first_sequence or seq
+        result.last_sequence, result.head = seq, stored
+        return True
+
+    def sealed(self, file: Path, number: int, seq: int, chain: dict[str, Any], text: str) -> bool:
+        """Whether the line matches its hash (and, with a key, carries a valid HMAC)."""
         if (
             self.sealer is not None
             and self.sealer.key
@@ -191,30 +226,10 @@ class _Verifier:
         computed = recompute(text, chain, self.sealer)
         if computed is None:
             self.hmac_unchecked = True
-        elif computed != stored:
+        elif computed != str(chain["hash"]):
             kind = "forged" if chain.get("alg") == "hmac-sha256" else "edited"
             self.fail(file, number, seq, kind, "the record does not match its hash")
             return False
-        assert self.expected is not None
-        if seq != self.expected or chain["prev"] != self.prev:
-            if seq in seen and seen[seq][1] == chain["prev"]:
-                # Same place in the chain as an earlier record: that one is the intruder.
-                self.fail(
-                    file,
-                    seen[seq][0],
-                    seq,
-                    "inserted",
-                    f"this record was inserted before the genuine sequence {seq} at line {number}",
-                )
-            else:
-                self.fail(file, number, seq, *self.break_kind(file, number, seq, seen))
-            return False
-        self.hashes.add(stored)
-        self.prev, self.expected = stored, seq + 1
-        result = self.result
-        result.records += 1
-        result.first_sequence = result.first_sequence or seq
-        result.last_sequence, result.head = seq, stored
         return True
 
     def break_kind(
@@ -223,9 +238,10 @@ class _Verifier:
         expected = self.expected
         assert expected is not None
         if seq in seen:
+            first_line = seen[seq][0]  # the window holds the same file's records only
             return (
                 "inserted",
-                f"sequence {seq} appears twice (first at line {seen[seq]}); "
+                f"sequence {seq} appears twice (first at line {first_line}); "
                 "one of the two does not belong",
             )
         if seq > expected:
@@ -252,10 +268,14 @@ def _appears_after(file: Path, number: int, seq: int) -> bool:
 def verify(
     paths: Iterable[Path], *, sealer: Sealer | None = None, expect_head: str | None = None
 ) -> Result:
+    """Check the trail made of ``paths`` (files or folders); stop at the first problem.
+
+    ``sealer`` recomputes HMAC records; ``expect_head`` is a hash kept elsewhere (a
+    SIEM's copy of a checkpoint) that the trail must still hold."""
     files = trail_files(paths)
-    checker = _Verifier(sealer)
+    checker = _Verifier(sealer, expect_head)
     result = checker.run(files)
-    if result.problem is None and expect_head and expect_head not in checker.hashes:
+    if result.problem is None and expect_head and not checker.anchor_found:
         last = files[-1].name if files else ""
         result.problem = Problem(
             last,

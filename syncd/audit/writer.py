@@ -1,8 +1,14 @@
 """The audit trail writer: one process appends hash-chained OCSF records to a JSONL file.
 
-Called by ``syncd.apply`` (intent before each write, outcome after it, held actions,
-conflicts) and the CLI (run start/stop, overrides, settling intents left open by a
-crash). Guarantees:
+Opened with ``AuditWriter.from_config`` by ``syncd sync`` (``syncd.cli``) and by the
+daemon (``syncd.daemon``, which writes its own start and stop events). Both hand it to
+``syncd.engine.run_cycle``, which writes a ``sync`` run's start/stop and override
+events and has ``syncd.audit.settle`` close the intents a crash left open
+(``pending``); ``syncd.apply`` then writes an intent before each change, ``sync()``s
+before sending a batch, and writes outcomes, held actions and conflicts.
+
+This module keeps the file mechanics and the chain; record shapes come from
+``syncd.audit.records``, low-level file helpers from ``syncd.audit.files``. Guarantees:
 
 * one writer per trail: an exclusive ``flock`` on ``<file>.lock``;
 * append-only: ``O_APPEND``, one ``write`` per record, files created ``0640`` with a
@@ -21,11 +27,9 @@ crash). Guarantees:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,30 +38,39 @@ from pathlib import Path
 from typing import Any
 
 from syncd.audit.chain import GENESIS, Sealer
+from syncd.audit.files import (
+    AuditError,
+    first_record,
+    fsync_dir,
+    last_line,
+    lock_trail,
+    open_intents,
+    rotated_files,
+    stamp,
+    write_new_file,
+)
 from syncd.audit.records import (
-    ACTIVITIES,
-    ARCHIVE,
-    FAILURE,
-    OCSF_VERSION,
-    OTHER,
-    OTHER_ACTIVITY,
-    PRODUCT,
-    ROTATE,
-    SUCCESS,
-    Outcome,
+    ActionBody,
     action_body,
+    checkpoint_record,
     conflict_record,
     event_record,
-    fixed_fields,
+    header_record,
+    held_record,
+    intent_record,
     iso,
+    metadata,
+    outcome_record,
+    recovery_record,
+    seal_record,
+    settle_record,
 )
 from syncd.config import AuditConfig
-from syncd.core.model import Action, Conflict
-from syncd.errors import SyncdError
+from syncd.core.model import Action, Conflict, Outcome
 
-
-class AuditError(SyncdError):
-    """The audit trail cannot be written safely; nothing may change without it."""
+# AuditError and rotated_files are part of this module's interface (callers import them
+# from here); they live with the file helpers that raise and compute them.
+__all__ = ["AuditError", "AuditWriter", "WriterOptions", "rotated_files"]
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,10 @@ class AuditWriter:
         self.correlation = correlation  # for the records the writer makes on its own
         self.options = options or WriterOptions()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(path)
+        self._lock_fd = lock_trail(path)
         self._fd = -1
-        self._bodies: dict[
-            int, tuple[Action, dict[str, str], dict[str, str] | None, dict[str, Any]]
-        ] = {}
+        # id(action) -> (action, body) of an intent awaiting its outcome (see _body)
+        self._bodies: dict[int, tuple[Action, ActionBody]] = {}
         self._open_intents: dict[int, str] = {}  # id(action) -> intent uid
         self._clock: tuple[int, str] = (0, "")
         self.pending: list[dict[str, Any]] = []  # intents a crash left without outcome
@@ -129,18 +141,7 @@ class AuditWriter:
         else:
             self._open_new(previous=self._head.file)
         if torn is not None:
-            self._emit(
-                event_record(
-                    OTHER_ACTIVITY,
-                    "Recovery",
-                    f"a torn last record was moved aside to {torn[0]}",
-                    phase="recovery",
-                    torn_file=torn[0],
-                    torn_bytes=torn[1],
-                    torn_sha256=torn[2],
-                ),
-                self.correlation,
-            )
+            self._emit(recovery_record(*torn), self.correlation)
             self.sync()
         if self._rotation_due():
             self._rotate()
@@ -165,8 +166,8 @@ class AuditWriter:
                     "run `syncd audit verify` and repair by hand"
                 )
             torn = tail[cut:]
-            name = f"{self.path.name}.torn-{_stamp()}"
-            _write_new_file(self.path.parent / name, torn)
+            name = f"{self.path.name}.torn-{stamp()}"
+            write_new_file(self.path.parent / name, torn)
             handle.truncate(size - len(torn))
             handle.flush()
             os.fsync(handle.fileno())
@@ -177,7 +178,7 @@ class AuditWriter:
         candidates = [self.path] if self.path.exists() else []
         candidates += sorted(rotated_files(self.path), reverse=True)
         for file in candidates:
-            last = _last_line(file)
+            last = last_line(file)
             if last is None:
                 continue
             try:
@@ -194,12 +195,11 @@ class AuditWriter:
     def _open_existing(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._size = self.path.stat().st_size
-        first = _first_record(self.path)
+        first = first_record(self.path)
         self._file_first_sequence = int(first["metadata"]["sequence"])
         self._file_started = int(first["time"])
-        self._file_records = 0
         self._since_checkpoint = (0, time.monotonic())
-        self.pending = _open_intents(self.path)
+        self.pending = open_intents(self.path)
 
     def _open_new(self, previous: str | None) -> None:
         # O_EXCL unless an empty file is already there (created, never written, or
@@ -207,25 +207,13 @@ class AuditWriter:
         empty = self.path.exists() and self.path.stat().st_size == 0
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (0 if empty else os.O_EXCL)
         fd = os.open(self.path, flags, 0o640)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._fd = fd
         self._size = 0
         self._file_first_sequence = self._head.sequence + 1
         self._file_started = time.time_ns() // 1_000_000
-        self._file_records = 0
         self._since_checkpoint = (0, time.monotonic())
-        self._emit(
-            event_record(
-                ROTATE,
-                "Rotate",
-                "audit file opened",
-                phase="header",
-                previous_file=previous,
-                previous_sequence=self._head.sequence,
-                previous_hash=self._head.hash,
-            ),
-            self.correlation,
-        )
+        self._emit(header_record(previous, self._head.sequence, self._head.hash), self.correlation)
         os.fsync(self._fd)
 
     # -- rotation ----------------------------------------------------------------------
@@ -240,52 +228,35 @@ class AuditWriter:
 
     def _rotate(self) -> None:
         seal_sequence = self._head.sequence + 1
+        records = seal_sequence - self._file_first_sequence + 1  # the seal included
         self._emit(
-            event_record(
-                ARCHIVE,
-                "Archive",
-                "audit file sealed",
-                phase="seal",
-                first_sequence=self._file_first_sequence,
-                records=seal_sequence - self._file_first_sequence + 1,
-                last_hash=self._head.hash,
-            ),
-            self.correlation,
+            seal_record(self._file_first_sequence, records, self._head.hash), self.correlation
         )
         os.fsync(self._fd)
         os.close(self._fd)
-        name = f"{self.path.stem}-{_stamp()}-{self._file_first_sequence:012d}{self.path.suffix}"
+        name = f"{self.path.stem}-{stamp()}-{self._file_first_sequence:012d}{self.path.suffix}"
         os.rename(self.path, self.path.parent / name)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._head.file = name
         self._open_new(previous=name)
 
     # -- records -----------------------------------------------------------------------
     def intent(self, action: Action, correlation: str) -> None:
+        """Announce a change before it is sent; ``sync()`` makes it durable."""
         if not self._open_intents and not self.pending and self._rotation_due():
             self._rotate()  # between batches: a batch's intents and outcomes share a file
-        uid = self._action(action, correlation, OTHER, "Intent", "intent", "")
-        self._open_intents[id(action)] = uid
+        body = self._body(action)
+        self._bodies[id(action)] = (action, body)
+        self._open_intents[id(action)] = self._emit(intent_record(action, body), correlation)
 
     def outcome(self, outcome: Outcome, correlation: str) -> None:
-        if outcome.ok is None:
-            status_id, status = OTHER, "Unknown"
-        else:
-            status_id, status = (SUCCESS, "Success") if outcome.ok else (FAILURE, "Failure")
+        """Record what the target answered, linked to the action's intent if any."""
         intent_uid = self._open_intents.pop(id(outcome.action), None)
-        self._action(
-            outcome.action,
-            correlation,
-            status_id,
-            status,
-            "outcome",
-            outcome.detail,
-            outcome.ref,
-            intent_uid,
-        )
+        body = self._body(outcome.action)
+        self._emit(outcome_record(outcome, body, intent_uid), correlation)
 
     def held(self, action: Action, correlation: str) -> None:
-        self._action(action, correlation, OTHER, "Held", "held", action.held)
+        self._emit(held_record(action, self._body(action)), correlation)
 
     def conflict(self, conflict: Conflict, correlation: str) -> None:
         self._emit(conflict_record(conflict), correlation)
@@ -300,60 +271,17 @@ class AuditWriter:
         self, intent: dict[str, Any], applied: bool | None, detail: str, correlation: str
     ) -> None:
         """Close an intent a crash left open, with what the target shows now."""
-        status_id, status = {
-            True: (SUCCESS, "Success"),
-            False: (FAILURE, "Failure"),
-            None: (OTHER, "Unknown"),
-        }[applied]
-        record = dict(
-            fixed_fields(
-                intent["class_uid"],
-                intent["activity_id"],
-                intent["activity_name"],
-                status_id,
-                status,
-            )
-        )
-        record["status_detail"] = detail
-        for key in ("user", "group"):
-            if key in intent:
-                record[key] = intent[key]
-        unmapped = {k: v for k, v in intent["unmapped"].items() if k != "chain"}
-        unmapped.update(phase="outcome", observed=True, intent_uid=intent["metadata"]["uid"])
-        record["unmapped"] = unmapped
-        self._emit(record, correlation)
+        self._emit(settle_record(intent, applied, detail), correlation)
 
-    def _action(
-        self,
-        action: Action,
-        correlation: str,
-        status_id: int,
-        status: str,
-        phase: str,
-        detail: str,
-        ref: str | None = None,
-        intent_uid: str | None = None,
-    ) -> str:
-        class_uid, activity_id, activity = ACTIVITIES[action.kind]
-        record = dict(fixed_fields(class_uid, activity_id, activity, status_id, status))
-        if detail:
-            record["status_detail"] = detail
-        # The account part is the same for an action's intent and outcome: built once.
+    def _body(self, action: Action) -> ActionBody:
+        """The account part of an action's records: built once for its intent and its
+        outcome (the cost of a record is mostly this). Taken out of the cache on use,
+        so the cache holds only intents still waiting; ``intent`` puts it back. The
+        identity check guards against a new action reusing a freed action's id."""
         cached = self._bodies.pop(id(action), None)
-        if cached is None or cached[0] is not action:
-            cached = (action, *action_body(action))
-            if phase == "intent":
-                self._bodies[id(action)] = cached
-        _, user, group, unmapped = cached
-        if ref and ref != user.get("uid_alt"):
-            user = {**user, "uid_alt": ref}
-        record["user"] = user
-        if group is not None:
-            record["group"] = group
-        record["unmapped"] = {**unmapped, "phase": phase}
-        if intent_uid:
-            record["unmapped"]["intent_uid"] = intent_uid
-        return self._emit(record, correlation)
+        if cached is not None and cached[0] is action:
+            return cached[1]
+        return action_body(action)
 
     def _emit(self, record: dict[str, Any], correlation: str) -> str:
         now_ms = time.time_ns() // 1_000_000
@@ -363,13 +291,7 @@ class AuditWriter:
         self._head.sequence += 1
         record["time"] = now_ms
         record["time_dt"] = self._clock[1]
-        record["metadata"] = {
-            "uid": uid,
-            "sequence": self._head.sequence,
-            "correlation_uid": correlation,
-            "version": OCSF_VERSION,
-            "product": PRODUCT,
-        }
+        record["metadata"] = metadata(uid, self._head.sequence, correlation)
         line, digest = self.options.sealer.seal(record, self._head.hash)
         data = (line + "\n").encode("utf-8")
         written = os.write(self._fd, data)
@@ -379,7 +301,6 @@ class AuditWriter:
             )
         self._head.hash = digest
         self._size += len(data)
-        self._file_records += 1
         if self.options.fsync == "record":
             os.fsync(self._fd)
         self._maybe_checkpoint(record)
@@ -399,14 +320,7 @@ class AuditWriter:
             return
         self._since_checkpoint = (0, time.monotonic())
         self._emit(
-            event_record(
-                OTHER_ACTIVITY,
-                "Checkpoint",
-                "chain head",
-                phase="checkpoint",
-                head_sequence=self._head.sequence,
-                head_hash=self._head.hash,
-            ),
+            checkpoint_record(self._head.sequence, self._head.hash),
             record["metadata"]["correlation_uid"],
         )
 
@@ -431,101 +345,3 @@ class AuditWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def rotated_files(path: Path) -> list[Path]:
-    """The trail's sealed files, oldest first (their names sort by time)."""
-    return sorted(path.parent.glob(f"{path.stem}-*{path.suffix}"))
-
-
-def _lock(path: Path) -> int:
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise AuditError(
-            f"{path} is being written by another syncd (pid {holder}); "
-            "an audit trail has one writer"
-        ) from exc
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _last_line(path: Path) -> bytes | None:
-    with path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        back = min(size, 1 << 20)
-        handle.seek(size - back)
-        lines = handle.read().splitlines()
-    return lines[-1] if lines else None
-
-
-def _first_record(path: Path) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        line = handle.readline()
-    try:
-        record: dict[str, Any] = json.loads(line)
-        int(record["metadata"]["sequence"]), int(record["time"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AuditError(
-            f"{path}: the first line is not a syncd audit record; run `syncd audit verify`"
-        ) from exc
-    return record
-
-
-_INTENT_UID = re.compile(rb'"sequence":\d+,"uid":"([0-9a-f-]{36})"')
-_CLOSES = re.compile(rb'"intent_uid":"([0-9a-f-]{36})"')
-
-
-def _open_intents(path: Path) -> list[dict[str, Any]]:
-    """Intents in ``path`` that no outcome closes (the writer stopped between the two).
-
-    Lines are canonical JSON, so the uids are found with two patterns and only the
-    intents left open are parsed: a file of 100,000 records costs a scan, not 100,000
-    JSON documents in memory."""
-    intents: dict[bytes, int] = {}  # intent uid -> offset of its line
-    closed: set[bytes] = set()
-    offset = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if b'"phase":"intent"' in line:
-                match = _INTENT_UID.search(line)
-                if match:
-                    intents[match.group(1)] = offset
-            elif b'"intent_uid"' in line:
-                match = _CLOSES.search(line)
-                if match:
-                    closed.add(match.group(1))
-            offset += len(line)
-        pending = []
-        for uid, start in intents.items():
-            if uid not in closed:
-                handle.seek(start)
-                pending.append(json.loads(handle.readline()))
-    return pending

@@ -1,6 +1,6 @@
 """Validate raw source records into ``Contract`` values, one reason per rejected record.
 
-Pure. Called by ``syncd.cycle`` with the records a source read (already mapped onto the
+Pure. Called by ``syncd.engine`` with the records a source read (already mapped onto the
 canonical field names of SPEC §2) and the policy. A rejected record never stops the rest.
 """
 
@@ -98,6 +98,9 @@ def _person_hint(fields: Mapping[str, object]) -> str:
 
 
 def _contract(record: RawRecord, policy: Policy) -> Contract:
+    """The contract a record holds; ``_Reject`` names the first problem, checked in the
+    order of the fields (required fields, e-mail, roles, dates, status, attributes,
+    username)."""
     f = record.fields
     for name in REQUIRED:
         value = f.get(name)
@@ -109,24 +112,8 @@ def _contract(record: RawRecord, policy: Policy) -> Contract:
         raise _Reject("email", f"{email!r} is not an e-mail address", "use name@domain")
     given, family = _text(f["given_name"]), _text(f["family_name"])
     roles = _roles(f["roles"], policy)
-    start = _instant(f, "start", policy, end_of_day=False)
-    end = _instant(f, "end", policy, end_of_day=True)
-    if end <= start:
-        raise _Reject("end", f"end {f['end']} is not after start {f['start']}", "fix the dates")
-    if policy.max_duration is not None and end - start > policy.max_duration:
-        raise _Reject(
-            "end",
-            f"contract lasts {format_duration(end - start)}, over policy.max_duration "
-            f"{format_duration(policy.max_duration)}",
-            "split the contract or raise policy.max_duration",
-        )
-    status_text = _text(f.get("status")).lower() or Status.ACTIVE.value
-    try:
-        status = Status(status_text)
-    except ValueError as exc:
-        raise _Reject(
-            "status", f"unknown status {status_text!r}", "use active, cancelled or terminated"
-        ) from exc
+    start, end = _period(f, policy)
+    status = _status(f)
     terminated_at = None
     if f.get("terminated_at") not in (None, ""):
         terminated_at = _instant(f, "terminated_at", policy, end_of_day=False)
@@ -139,21 +126,13 @@ def _contract(record: RawRecord, policy: Policy) -> Contract:
         "email": email,
         "email_local": email.split("@", 1)[0],
     }
-    username = _text(f.get("username")) or default_username(policy.username_template, values)
-    if not policy.username_pattern.fullmatch(username):
-        raise _Reject(
-            "username",
-            f"{username!r} does not match policy.username.pattern "
-            f"{policy.username_pattern.pattern!r}",
-            "set an explicit username or adjust policy.username",
-        )
     return Contract(
         id=_text(f["id"]),
         person=_person_hint(f),
         email=email,
         given_name=given,
         family_name=family,
-        username=username,
+        username=_username(f, policy, values),
         roles=roles,
         start=start,
         end=end,
@@ -165,6 +144,45 @@ def _contract(record: RawRecord, policy: Policy) -> Contract:
         attributes=MappingProxyType({str(k): _text(v) for k, v in attributes.items()}),
         origin=record.origin,
     )
+
+
+def _period(f: Mapping[str, object], policy: Policy) -> tuple[datetime, datetime]:
+    """Start and (exclusive) end, checked against each other and policy.max_duration."""
+    start = _instant(f, "start", policy, end_of_day=False)
+    end = _instant(f, "end", policy, end_of_day=True)
+    if end <= start:
+        raise _Reject("end", f"end {f['end']} is not after start {f['start']}", "fix the dates")
+    if policy.max_duration is not None and end - start > policy.max_duration:
+        raise _Reject(
+            "end",
+            f"contract lasts {format_duration(end - start)}, over policy.max_duration "
+            f"{format_duration(policy.max_duration)}",
+            "split the contract or raise policy.max_duration",
+        )
+    return start, end
+
+
+def _status(f: Mapping[str, object]) -> Status:
+    status_text = _text(f.get("status")).lower() or Status.ACTIVE.value
+    try:
+        return Status(status_text)
+    except ValueError as exc:
+        raise _Reject(
+            "status", f"unknown status {status_text!r}", "use active, cancelled or terminated"
+        ) from exc
+
+
+def _username(f: Mapping[str, object], policy: Policy, values: Mapping[str, str]) -> str:
+    """The record's username, or the policy's template rendered; checked by its pattern."""
+    username = _text(f.get("username")) or default_username(policy.username_template, values)
+    if not policy.username_pattern.fullmatch(username):
+        raise _Reject(
+            "username",
+            f"{username!r} does not match policy.username.pattern "
+            f"{policy.username_pattern.pattern!r}",
+            "set an explicit username or adjust policy.username",
+        )
+    return username
 
 
 def _roles(value: object, policy: Policy) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Resolve contracts into one ``Person`` per person key at a given instant (SPEC §2).
 
-Pure: ``now`` is a parameter. Called by ``syncd.cycle`` before planning, and by
+Pure: ``now`` is a parameter. Called by ``syncd.engine`` before planning, and by
 ``syncd expiring``.
 """
 
@@ -63,21 +63,7 @@ def _person(key: str, contracts: list[Contract], policy: Policy, now: datetime) 
         if may_grant(c, policy) and grant_time(c, policy) > now
     )
     primary = (effective or sorted(contracts, key=by_end))[-1]
-    if effective:
-        state = PersonState.ACTIVE
-        end = effective_end(effective[-1], now)
-        ids = tuple(c.id for c in effective)
-        reason = f"contract {', '.join(ids)} in effect until {iso_utc(end)}"
-    elif started:
-        state = PersonState.ENDED
-        last = started[-1]
-        ids = tuple(c.id for c in started)
-        verb = "terminated" if last.status is Status.TERMINATED else "ended"
-        reason = f"contract {last.id} {verb} {iso_utc(effective_end(last, now))}"
-    else:
-        state = PersonState.FUTURE
-        ids = tuple(c.id for c in contracts)
-        reason = _not_started_reason(contracts, policy, now)
+    state, ids, reason = _state(contracts, effective, started, policy, now)
     return Person(
         key=key,
         state=state,
@@ -95,6 +81,28 @@ def _person(key: str, contracts: list[Contract], policy: Policy, now: datetime) 
         reason=reason,
         attributes=primary.attributes,
     )
+
+
+def _state(
+    contracts: list[Contract],
+    effective: list[Contract],
+    started: list[Contract],
+    policy: Policy,
+    now: datetime,
+) -> tuple[PersonState, tuple[str, ...], str]:
+    """A person's state, the contracts it rests on and why (``effective`` and ``started``
+    sorted by effective end)."""
+    if effective:
+        end = effective_end(effective[-1], now)
+        ids = tuple(c.id for c in effective)
+        return PersonState.ACTIVE, ids, f"contract {', '.join(ids)} in effect until {iso_utc(end)}"
+    if started:
+        last = started[-1]
+        verb = "terminated" if last.status is Status.TERMINATED else "ended"
+        reason = f"contract {last.id} {verb} {iso_utc(effective_end(last, now))}"
+        return PersonState.ENDED, tuple(c.id for c in started), reason
+    ids = tuple(c.id for c in contracts)
+    return PersonState.FUTURE, ids, _not_started_reason(contracts, policy, now)
 
 
 def _not_started_reason(contracts: list[Contract], policy: Policy, now: datetime) -> str:

@@ -1,7 +1,8 @@
 """Frozen values that flow between the pipeline's stages. Pure: no I/O, no clock.
 
 Produced by ``core.contracts`` (contracts, invalid records), ``core.desired`` (people),
-target edges (observed accounts) and ``core.plan`` (actions); read by everything after.
+target edges (observed accounts, outcomes) and ``core.plan`` (actions); read by everything
+after.
 """
 
 from __future__ import annotations
@@ -171,6 +172,18 @@ class Action:
         if self.group:
             return (ACTION_ORDER[self.kind], self.group, self.person)
         return (ACTION_ORDER[self.kind], self.person, self.group)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one action at its target: ``ok`` None means unknown (the
+    connection was lost mid-write; the next cycle's observation settles it). ``ref`` is
+    the account's reference at the target afterwards (a new account's DN or id)."""
+
+    action: Action
+    ok: bool | None
+    detail: str = ""
+    ref: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Desired people + observed accounts → an ordered plan with safety verdicts. Pure.
 
-Called by ``syncd.cycle`` once per target per cycle. The plan is deterministic: actions
+Called by ``syncd.engine`` once per target per cycle. The plan is deterministic: actions
 are sorted by kind (``ActionKind`` order: disables and removals first, deletes last),
 then person key, then group. Safety (SPEC §5): actions caused only by a person's absence
 from the source (orphans) and deletes are counted per target; over a limit they are all

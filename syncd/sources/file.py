@@ -3,7 +3,7 @@
 In CSV, roles are separated by ``;`` and columns named ``attributes.NAME`` fill the free
 attributes.
 
-Called by ``syncd.cycle``. Returns raw records with their origin (file and line, or
+Called by ``syncd.engine``. Returns raw records with their origin (file and line, or
 record index for JSON) for ``core.contracts.validate``; a file that cannot be read or
 parsed as a whole raises ``SourceError`` so that nothing changes anywhere.
 """

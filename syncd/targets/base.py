@@ -1,26 +1,35 @@
-"""The protocol every target implements, called by ``syncd.cycle`` and ``syncd.apply``."""
+"""The protocol every target implements, and the few helpers every target shares.
+
+Called by ``syncd.engine`` (observe, find_conflicts, check, close) and ``syncd.apply``
+(batch_size, apply). Implemented by ``targets.ldap``, ``targets.ad``, ``targets.scim``
+and ``targets.memory``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+import logging
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from concurrent.futures import Future
+from typing import Protocol, TypeVar
 
-from syncd.audit import Outcome
-from syncd.core.model import Action, Conflict, ObservedAccount
+from syncd.core.model import Action, Conflict, Observed, ObservedAccount, Outcome
+from syncd.errors import TemporaryError
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 Report = Callable[[Outcome], None]
+BATCH_SIZE = 200  # actions of one kind handed to a target at once, unless it says otherwise
 
 
 class Target(Protocol):
-    """A directory or application holding managed accounts.
-
-    A target may also set ``batch_size``: how many actions of one kind it is handed at
-    once (default ``syncd.apply.CHUNK``), e.g. to fill a SCIM Bulk request."""
+    """A directory or application holding managed accounts."""
 
     name: str
+    batch_size: int  # how many actions of one kind ``apply`` is handed at once
 
-    def observe(self) -> tuple[Mapping[str, ObservedAccount], frozenset[str]]:
-        """Managed accounts by person key, and the configured groups that do not exist.
+    def observe(self) -> Observed:
+        """Managed accounts by person key, and the configured groups that do not exist
+        (``conflicts`` is left empty: see ``find_conflicts``).
 
         A fixed number of requests per cycle, whatever the number of accounts."""
 
@@ -39,3 +48,37 @@ class Target(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def gather(futures: Iterable[Future[T]], handle: Callable[[T], None]) -> None:
+    """Hand each future's result to ``handle``, in order. A ``TemporaryError`` (the
+    target stayed unreachable) does not stop the others from being handled, since their
+    writes were sent; the last one is raised once all are handled."""
+    unavailable: TemporaryError | None = None
+    for future in futures:
+        try:
+            handle(future.result())
+        except TemporaryError as exc:
+            unavailable = exc
+    if unavailable is not None:
+        raise unavailable
+
+
+def keep_first(
+    accounts: MutableMapping[str, ObservedAccount], account: ObservedAccount, target: str
+) -> None:
+    """Add ``account`` unless its person already has one: two managed accounts for one
+    person are an error for an admin to resolve, and the second is left alone."""
+    first = accounts.get(account.key)
+    if first is None:
+        accounts[account.key] = account
+        return
+    log.error(
+        "%s: person %s has two managed accounts, %s and %s; the second is ignored until "
+        "one is removed",
+        target,
+        account.key,
+        first.ref,
+        account.ref,
+        extra={"target": target, "account": account.key},
+    )

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from syncd.audit import AuditError, AuditWriter, Outcome
+from syncd.audit import AuditError, AuditWriter
 from syncd.audit.chain import GENESIS, Sealer, canonical
 from syncd.audit.verify import verify
 from syncd.audit.writer import WriterOptions, rotated_files
 from syncd.cli import main
-from syncd.core.model import Action, ActionKind
+from syncd.core.model import Action, ActionKind, Outcome
 
 KEY = b"k" * 32
 
@@ -238,6 +238,27 @@ def test_tampering_is_found_with_its_kind_and_place(
         assert result.problem.line == line
 
 
+def test_a_repeated_sequence_names_the_line_of_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trail = tmp_path / "audit.jsonl"
+    write_trail(trail, 3)
+    rows = lines(trail)
+    again = json.loads(rows[2])  # sequence 3, linked anew after sequence 4
+    again["unmapped"].pop("chain")
+    line, _ = Sealer().seal(again, json.loads(rows[3])["unmapped"]["chain"]["hash"])
+    rows.insert(4, line + "\n")
+    trail.write_text("".join(rows))
+
+    code = main(["audit", "verify", str(trail)])
+
+    assert code == 4
+    assert capsys.readouterr().out == (
+        "TAMPERED: audit.jsonl line 5, sequence 3: inserted: sequence 3 appears twice "
+        "(first at line 3); one of the two does not belong\n"
+    )
+
+
 def test_a_cut_tail_is_found_against_the_siem_anchor(tmp_path: Path) -> None:
     trail = tmp_path / "audit.jsonl"
     write_trail(trail, 6)
@@ -305,9 +326,9 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from syncd.audit import AuditWriter, Outcome
+    from syncd.audit import AuditWriter
     from syncd.audit.writer import WriterOptions
-    from syncd.core.model import Action, ActionKind
+    from syncd.core.model import Action, ActionKind, Outcome
     audit = AuditWriter(Path(sys.argv[1]), WriterOptions(fsync="record"))
     i = 0
     while True:

@@ -1,190 +1,19 @@
 """The ``ad`` target end to end on a real Samba AD DC: contracts file → ``syncd`` CLI →
 the DC, checked with real binds as the contractor. What the shared scenarios cannot say:
 userAccountControl bits, accountExpires enforced by AD itself, the password, the
-manager, sAMAccountName rules, the disabled OU, a DC list with one DC down.
-
-:class:`AdLab` is also the shared scenarios' AD world."""
+manager, sAMAccountName rules, the disabled OU, a DC list with one DC down."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-import pytest
-from ldap3 import MODIFY_ADD, MODIFY_REPLACE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPBindError
+from ldap3 import MODIFY_ADD, MODIFY_REPLACE
 
-from syncd.targets.advalues import to_filetime
-from tests.integration.conftest import SyncdBench, contract, day
-from tests.servers.samba import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
-    DOMAIN_DN,
-    GROUP_NAMES,
-    SambaDC,
-    group_dn,
-    ou_dn,
-    start_samba,
-)
-
-PASSWORD = "Contractor-Secret-9"
-CONTRACTORS = ou_dn("contractors")
-DISABLED = ou_dn("disabled")
-ROLES = {
-    "developer": ("developers", "vpn-users"),
-    "writer": ("wiki-editors",),
-    "operator": ("ops", "vpn-users"),
-}
-
-
-@dataclass(frozen=True)
-class Account:
-    enabled: bool
-    groups: frozenset[str]
-
-
-@dataclass
-class AdLab(SyncdBench):
-    """The seeded domain (reset before each test) plus a syncd config pointing at it.
-    The shared scenarios key people by e-mail, longer than employeeID's 16 characters,
-    so this world keeps the key in employeeNumber unless a test says otherwise."""
-
-    dc: SambaDC
-    work: Path
-    target: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def roles(self) -> dict[str, dict[str, list[str]]]:
-        return {role: {"corp": [group_dn(g) for g in groups]} for role, groups in ROLES.items()}
-
-    def target_config(self, **target: Any) -> dict[str, Any]:
-        (self.work / "bind-password").write_text(ADMIN_PASSWORD)
-        return {
-            "type": "ad",
-            "urls": [self.dc.url],
-            "ca_file": str(self.dc.ca_file),
-            "bind_user": ADMIN_USER,
-            "password_file": "bind-password",
-            "base_dn": CONTRACTORS,
-            "key_attribute": "employeeNumber",
-            "retries": 1,
-            **self.target,
-            **target,
-        }
-
-    # -- looking at the domain with our own eyes ---------------------------------------
-    def find(self, username: str) -> tuple[str, dict[str, list[str]]] | None:
-        conn = self.dc.admin()
-        try:
-            conn.search(DOMAIN_DN, f"(sAMAccountName={username})", SUBTREE, attributes=["*"])
-            found = [e for e in conn.response if e["type"] == "searchResEntry"]
-        finally:
-            conn.unbind()
-        if not found:
-            return None
-        raw = found[0]["raw_attributes"]
-        return found[0]["dn"], {
-            k.lower(): [x.decode(errors="replace") for x in vs] for k, vs in raw.items()
-        }
-
-    def seed(self, username: str, key: str | None, groups: tuple[str, ...] = ()) -> None:
-        """An account as an earlier cycle (or, without a key, someone else) left it."""
-        parent = CONTRACTORS if key else ou_dn("people")
-        dn = f"CN={username},{parent}"
-        attributes: dict[str, Any] = {
-            "sAMAccountName": username,
-            "userPrincipalName": f"{username}@example.test",
-            "userAccountControl": "512",
-            "unicodePwd": f'"{PASSWORD}"'.encode("utf-16-le"),
-        }
-        if key:
-            attributes[self.target.get("key_attribute", "employeeNumber")] = key
-        conn = self.dc.admin()
-        try:
-            assert conn.add(dn, ["top", "person", "organizationalPerson", "user"], attributes)
-            for group in groups:
-                conn.modify(group_dn(group), {"member": [(MODIFY_ADD, [dn])]})
-        finally:
-            conn.unbind()
-
-    def account(self, username: str) -> Account | None:
-        found = self.find(username)
-        if found is None or not found[0].lower().endswith((CONTRACTORS.lower(), DISABLED.lower())):
-            return None
-        _, entry = found
-        uac = int(entry["useraccountcontrol"][0])
-        member_of = {g.lower() for g in entry.get("memberof", [])}
-        groups = frozenset(n for n in GROUP_NAMES if group_dn(n).lower() in member_of)
-        return Account(not uac & 2, groups)
-
-    def snapshot(self) -> dict[str, dict[str, list[str]]]:
-        conn = self.dc.admin()
-        result = {}
-        try:
-            for ou in ("people", "contractors", "disabled", "groups"):
-                conn.search(ou_dn(ou), "(objectClass=*)", SUBTREE, attributes=["*"])
-                for e in conn.response:
-                    if e["type"] == "searchResEntry":
-                        result[e["dn"]] = {
-                            k.lower(): sorted(map(repr, vs))
-                            for k, vs in e["raw_attributes"].items()
-                        }
-        finally:
-            conn.unbind()
-        return result
-
-    def modify(self, dn: str, changes: dict[str, Any]) -> None:
-        conn = self.dc.admin()
-        try:
-            assert conn.modify(dn, changes), conn.result
-        finally:
-            conn.unbind()
-
-    def set_password(self, dn: str, password: str = PASSWORD) -> None:
-        self.modify(dn, {"unicodePwd": [(MODIFY_REPLACE, [f'"{password}"'.encode("utf-16-le")])]})
-
-    def can_bind(self, user: str, password: str = PASSWORD) -> bool:
-        tls = Tls(ca_certs_file=str(self.dc.ca_file))
-        server = Server(self.dc.url, use_ssl=True, tls=tls)
-        try:
-            Connection(server, user, password, auto_bind=True).unbind()
-        except LDAPBindError:
-            return False
-        return True
-
-
-_STARTED: list[SambaDC] = []  # the session's DC, whichever module's fixture started it
-
-
-@pytest.fixture(scope="session", name="samba_dc")
-def samba_dc_fixture() -> Iterator[SambaDC]:
-    """One Samba AD DC for the session (its ports are fixed), reset before each test.
-
-    Modules that import this fixture get their own session fixture; they share the DC
-    started first rather than wait for the machine-wide lock the first one holds."""
-    if os.geteuid() != 0:
-        pytest.skip("a Samba AD DC listens on ports 389 and 636: run the tests as root")
-    if _STARTED:
-        yield _STARTED[0]
-        return
-    dc = start_samba()
-    _STARTED.append(dc)
-    try:
-        yield dc
-    finally:
-        _STARTED.clear()
-        dc.close()
-
-
-@pytest.fixture(name="ad_lab")
-def ad_lab_fixture(samba_dc: SambaDC, tmp_path: Path) -> AdLab:
-    samba_dc.reset()
-    return AdLab(samba_dc, tmp_path)
+from syncd.targets.ad.values import to_filetime
+from tests.labs.ad import CONTRACTORS, DISABLED, AdLab
+from tests.labs.common import Account, contract, day
+from tests.servers.samba import ou_dn
 
 
 def _entry(lab: AdLab, username: str) -> tuple[str, dict[str, list[str]]]:

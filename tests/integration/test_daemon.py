@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Lab, contract, day, dn_of, moment
+from tests.labs.common import contract, day, moment
+from tests.labs.ldap import Lab, dn_of
 
 
 def free_port() -> int:

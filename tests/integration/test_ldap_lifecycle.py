@@ -14,20 +14,9 @@ from ldap3 import Connection
 
 from syncd.audit import AuditWriter
 from syncd.core.model import Action, ActionKind
-from tests.integration.conftest import (
-    BASE_DN,
-    GROUPS,
-    SUFFIX,
-    Lab,
-    contract,
-    day,
-    dn_of,
-    moment,
-)
+from tests.labs.common import ANA, BO_FUTURE, CARLA_ENDED, contract, day, moment
+from tests.labs.ldap import BASE_DN, GROUPS, SUFFIX, Lab, dn_of
 
-ANA = contract("C-1", "Ana", "Lopez", ["developer"], day(-10), day(30), sponsor="jdoe@example.test")
-BO_FUTURE = contract("C-2", "Bo", "Chen", ["operator"], day(20), day(60))
-CARLA_ENDED = contract("C-3", "Carla", "Rossi", ["writer"], day(-90), day(-2))
 EMEKA_TERMINATED = contract(
     "C-4",
     "Emeka",

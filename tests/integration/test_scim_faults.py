@@ -9,13 +9,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from tests.integration.test_scim_lifecycle import (  # noqa: F401 (fixtures)
-    people,
-    proxy_fixture,
-    scim_lab_fixture,
-    scim_server_fixture,
-)
-from tests.integration.test_shared_scenarios import ANA, ScimLab
+from tests.labs.common import ANA, people
+from tests.labs.scim import ScimLab
 from tests.servers.scim import FaultProxy
 
 

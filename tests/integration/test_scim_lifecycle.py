@@ -15,35 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import contract, day
-from tests.integration.test_shared_scenarios import (  # noqa: F401 (fixtures)
-    ANA,
-    CARLA_ENDED,
-    Account,
-    ScimLab,
-    scim_lab_fixture,
-    scim_server_fixture,
-)
+from tests.labs.common import ANA, CARLA_ENDED, Account, contract, day, people
+from tests.labs.scim import ScimLab
 from tests.servers.scim import ENTERPRISE, FaultProxy, ScimServer, default_config, start_scim
-
-
-@pytest.fixture(name="proxy")
-def proxy_fixture(scim_lab: ScimLab) -> Iterator[FaultProxy]:
-    """A counting proxy in front of the lab's tenant; syncd talks to it."""
-    proxy = FaultProxy(scim_lab.tenant)
-    scim_lab.url = proxy.url
-    scim_lab.write_config()
-    try:
-        yield proxy
-    finally:
-        proxy.close()
-
-
-def people(count: int, roles: list[str] | None = None) -> list[dict[str, Any]]:
-    return [
-        contract(f"P-{i}", "Per", f"Son{i}", roles or ["developer", "writer"], day(-1), day(10))
-        for i in range(count)
-    ]
 
 
 def test_a_user_carries_the_contract_in_core_and_enterprise_attributes(scim_lab: ScimLab) -> None:

@@ -1,8 +1,8 @@
 """A throwaway Samba AD DC on 127.0.0.1 for the ``ad`` target's tests and benchmark.
 
-Callers: the session fixture of ``tests.integration.test_shared_scenarios`` (through
+Callers: the session fixture ``samba_dc`` of ``tests.plugins.ad`` (through
 :func:`start_samba`, then :meth:`SambaDC.reset` before every test and
-:meth:`SambaDC.stop` at the end) and ``bench/ad_cycle.py``.
+:meth:`SambaDC.close` at the end) and ``bench/ad_cycle.py``.
 
 Samba's ports are fixed (389, 636), so there is one DC per machine and it needs root:
 a second test session on the machine waits (``flock``) until the first has closed its DC.

@@ -8,8 +8,8 @@ import pytest
 from ldap3.core import exceptions as lx
 
 from syncd.errors import PermanentError, TemporaryError
-from syncd.targets import advalues as v
-from syncd.targets.adconn import translate_ad
+from syncd.targets.ad import values as v
+from syncd.targets.ad.connection import translate_ad
 
 
 @pytest.mark.parametrize(
@@ -98,3 +98,18 @@ def test_ad_refusals_say_what_to_change(
     assert isinstance(error, kind)
     assert says in str(error)
     assert str(error).startswith("corp-ad: ")
+    assert error.code == code  # the answer is kept as data, not only as text
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "subcode"),
+    [
+        (68, "00000562: UpdErr: DSID-031A1254, problem 6005 (ENTRY_EXISTS)", "00000562"),
+        (53, "00000561: SvcErr: DSID-031A1254, problem 5003 (WILL_NOT_PERFORM)", "00000561"),
+        (19, "0000052d: Constraint violation", "0000052D"),
+        (32, "no such object", ""),
+    ],
+)
+def test_ad_windows_codes_are_kept_as_subcode(code: int, message: str, subcode: str) -> None:
+    error = translate_ad(_refusal(code, "refused", message), "corp-ad")
+    assert (error.code, error.subcode) == (code, subcode)

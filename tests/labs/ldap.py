@@ -1,122 +1,27 @@
-"""Fixtures for end-to-end tests: a real slapd per test and a ``Lab`` that drives syncd
-through its command line and inspects the directory with a separate admin connection."""
+"""The LDAP lab: one throwaway slapd (``tests.servers.slapd``) plus a syncd config
+pointing at it, inspected with a separate admin connection. :class:`LdapWorld` is the
+same lab seen through the shared scenarios' :class:`~tests.labs.common.World`."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
 from ldap3 import BASE, MODIFY_ADD, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPBindError, LDAPException
 
-from syncd.cli import main
-from tests.servers.slapd import Slapd, start_slapd
+from tests.labs.common import GROUP_NAMES, Account, Result, SyncdBench
+from tests.servers.slapd import Slapd
 
 SUFFIX = "dc=example,dc=test"
 BASE_DN = f"ou=contractors,{SUFFIX}"
-GROUPS = {
-    name: f"cn={name},ou=groups,{SUFFIX}"
-    for name in ("developers", "vpn-users", "wiki-editors", "ops")
-}
+GROUPS = {name: f"cn={name},ou=groups,{SUFFIX}" for name in GROUP_NAMES}
 PASSWORD = "Contractor-Secret-9"
 
 
-def day(offset: int) -> str:
-    """An ISO date ``offset`` days from today (UTC, the tests' policy timezone)."""
-    return (datetime.now(UTC) + timedelta(days=offset)).date().isoformat()
-
-
-def moment(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
-
-
-def contract(
-    cid: str, given: str, family: str, roles: list[str], start: str, end: str, **extra: Any
-) -> dict[str, Any]:
-    email = f"{given}.{family}@vendor.example".lower()
-    return {
-        "id": cid,
-        "email": email,
-        "given_name": given,
-        "family_name": family,
-        "roles": roles,
-        "start": start,
-        "end": end,
-        **extra,
-    }
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-class SyncdBench:
-    """What every test lab shares: a work folder holding a syncd config, the contracts
-    and the audit trail, with syncd driven through its command line. A lab provides
-    ``work``, ``overrides``, ``roles()`` and ``target_config()``."""
-
-    work: Path
-    overrides: dict[str, Any]
-
-    @property
-    def config_path(self) -> Path:
-        return self.work / "syncd.yaml"
-
-    @property
-    def audit_path(self) -> Path:
-        return self.work / "audit.jsonl"
-
-    def roles(self) -> dict[str, dict[str, list[str]]]:
-        raise NotImplementedError
-
-    def target_config(self, **target: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def write_config(self, **target: Any) -> Path:
-        config: dict[str, Any] = {
-            "source": {"type": "file", "path": "contracts.yaml"},
-            "policy": {"timezone": "UTC"},
-            "safety": {"max_orphan_disables": 10, "max_deletes": 10},
-            "roles": self.roles(),
-            "targets": {"corp": self.target_config(**target)},
-            "audit": {"path": "audit.jsonl"},
-        }
-        for key, value in self.overrides.items():
-            config[key] = {**config.get(key, {}), **value}
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-        return self.config_path
-
-    def configure(self, **sections: dict[str, Any]) -> None:
-        self.overrides.update(sections)
-        self.write_config()
-
-    def contracts(self, *records: dict[str, Any]) -> None:
-        path = self.work / "contracts.yaml"
-        path.write_text(yaml.safe_dump({"contracts": list(records)}, allow_unicode=True))
-
-    def syncd(self, *args: str) -> Result:
-        if not self.config_path.exists():
-            self.write_config()
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["-c", str(self.config_path), *args])
-        return Result(code, out.getvalue(), err.getvalue())
-
-    def audit(self) -> list[dict[str, Any]]:
-        if not self.audit_path.exists():
-            return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+def dn_of(uid: str) -> str:
+    return f"uid={uid},{BASE_DN}"
 
 
 @dataclass
@@ -238,14 +143,37 @@ class Lab(SyncdBench):
         return dn
 
 
-def dn_of(uid: str) -> str:
-    return f"uid={uid},{BASE_DN}"
+class LdapWorld:
+    """``Lab`` seen through the World interface."""
 
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    server = start_slapd(tmp_path / "slapd")
-    try:
-        yield Lab(server, tmp_path)
-    finally:
-        server.stop()
+    def contracts(self, *records: dict[str, Any]) -> None:
+        self.lab.contracts(*records)
+
+    def configure(self, **sections: dict[str, Any]) -> None:
+        self.lab.overrides.update(sections)
+        self.lab.write_config()
+
+    def syncd(self, *args: str) -> Result:
+        return self.lab.syncd(*args)
+
+    def seed(self, username: str, key: str | None, groups: tuple[str, ...] = ()) -> None:
+        # Unmanaged: outside the base DN, where employees live.
+        parent = None if key else f"ou=people,{SUFFIX}"
+        self.lab.add_account(username, key, groups=groups, **({"parent": parent} if parent else {}))
+
+    def account(self, username: str) -> Account | None:
+        entry = self.lab.entry(dn_of(username))
+        if entry is None:
+            return None
+        dn = dn_of(username).lower()
+        groups = frozenset(n for n in GROUP_NAMES if dn in self.lab.members(GROUPS[n]))
+        return Account("pwdaccountlockedtime" not in entry, groups)
+
+    def snapshot(self) -> Any:
+        return self.lab.snapshot()
+
+    def audit(self) -> list[dict[str, Any]]:
+        return self.lab.audit()

@@ -1,6 +1,6 @@
 """SCIM payloads for plan actions and observed values from SCIM resources. Pure.
 
-Used by ``syncd.targets.scim`` (observation) and ``syncd.targets.scimwrite`` (changes).
+Used by ``targets.scim.target`` (observation) and ``targets.scim.writes`` (changes).
 Resources are the JSON objects of RFC 7643 as plain dicts. Template names
 (``targets.*.attributes``) are attribute paths as RFC 7644 §3.5.2 writes them:
 ``displayName``, ``name.givenName``, ``urn:...:enterprise:2.0:User:organization``.

@@ -1,6 +1,6 @@
 """The ``ldap`` target: OpenLDAP, 389-ds or any LDAPv3 directory (SPEC §3).
 
-Called by ``syncd.cycle`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
+Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
 The managed scope is the base DN plus the person-key attribute: entries outside it, or
 inside it without the key, are never changed. Every value placed in a DN or a filter is
 escaped with ldap3's helpers, and every DN built is checked to sit under the base DN.
@@ -12,93 +12,61 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
-from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3 import MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
-from syncd.audit import Outcome
 from syncd.config import LdapTarget
-from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
-from syncd.errors import PermanentError, TargetError, TemporaryError
-from syncd.targets.base import Report
-from syncd.targets.ldapconn import Endpoint, LdapConnection, entry_exists, read_entry, result_code
+from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.errors import PermanentError
+from syncd.targets.base import BATCH_SIZE, Report, gather, keep_first
+from syncd.targets.directory.connection import NO_SUCH_OBJECT, Endpoint, LdapConnection
+from syncd.targets.directory.operations import (
+    candidates,
+    change_members,
+    check_present,
+    first_conflicts,
+    read_entry,
+    tolerant,
+)
+from syncd.targets.directory.values import (
+    generalized_time,
+    lowered,
+    normalize_dn,
+    parse_generalized_time,
+    under,
+    values,
+)
 
 log = logging.getLogger(__name__)
-_SPECIAL = ("\\", '"', "+", "#", ";", "<", ">")
-_SCAN_ABOVE = 500  # wanted accounts above which conflicts are found by one scan
 LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
 # result codes that mean the change is already in place
 _MEMBER_ALREADY = {20: "already a member", 16: "already not a member"}
-_ENTRY_GONE = {32: "already absent"}
-
-
-def normalize_dn(dn: str) -> str:
-    """A comparable form of a DN: attribute types and values lower-cased, no spacing."""
-    if not any(c in dn for c in _SPECIAL):
-        # Fast path (no escapes, quotes or multi-valued RDNs): split and trim is exact.
-        return ",".join(
-            "=".join(side.strip() for side in part.split("=", 1)) for part in dn.lower().split(",")
-        )
-    try:
-        parts = parse_dn(dn, escape=False, strip=True)
-    except (LDAPInvalidDnError, ValueError, IndexError):
-        return dn.strip().lower()
-    return ",".join(f"{attr.lower()}={value.lower()}" for attr, value, _sep in parts)
-
-
-def generalized_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
-
-
-def parse_generalized_time(value: str) -> datetime | None:
-    """``YYYYmmddHHMMSS[.fff]Z`` as written by syncd (and by most servers)."""
-    text = value.strip()
-    if len(text) < 15 or not text[:14].isdigit() or not text.endswith("Z"):
-        return None
-    try:
-        return datetime(
-            int(text[0:4]),
-            int(text[4:6]),
-            int(text[6:8]),
-            int(text[8:10]),
-            int(text[10:12]),
-            int(text[12:14]),
-            tzinfo=UTC,
-        )
-    except ValueError:
-        return None
+_ENTRY_GONE = {NO_SUCH_OBJECT: "already absent"}
 
 
 def _get(entry: Mapping[str, Any], name: str) -> Any:
     """An attribute of a decoded entry, whatever the case the server used."""
     if name in entry:
         return entry[name]
-    lowered = name.lower()
-    return next((v for k, v in entry.items() if k.lower() == lowered), None)
-
-
-def _values(raw: Any) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if isinstance(raw, list | tuple):
-        return tuple(str(v) for v in raw)
-    return (str(raw),)
+    low = name.lower()
+    return next((v for k, v in entry.items() if k.lower() == low), None)
 
 
 class LdapDirectory:
     """Observe and change the managed scope of one LDAP directory."""
 
+    batch_size = BATCH_SIZE
+
     def __init__(self, name: str, config: LdapTarget, groups: frozenset[str]) -> None:
         self.name = name
         self.config = config
-        self.conn = LdapConnection(Endpoint.for_ldap(config), name)
+        self.conn = LdapConnection(Endpoint.of(config, [config.url], config.bind_dn), name)
         self.base = normalize_dn(config.base_dn)
         self.groups = groups  # managed group DNs as configured
         self._credentials: dict[str, set[str]] = {}
@@ -107,7 +75,7 @@ class LdapDirectory:
         self._spare: queue.SimpleQueue[LdapConnection] = queue.SimpleQueue()
 
     # -- observation -------------------------------------------------------------------
-    def observe(self) -> tuple[dict[str, ObservedAccount], frozenset[str]]:
+    def observe(self) -> Observed:
         cfg = self.config
         lock_attr = self._lock_attribute()
         attrs = [cfg.key_attribute, cfg.username_attribute, *cfg.attributes]
@@ -123,20 +91,9 @@ class LdapDirectory:
         accounts: dict[str, ObservedAccount] = {}
         for dn, entry in sorted(entries, key=lambda e: e[0]):
             account = self._account(dn, entry, members, lock_attr)
-            if account is None:
-                continue
-            if account.key in accounts:
-                log.error(
-                    "%s: person %s has two managed entries, %s and %s; the second is "
-                    "ignored until one is removed",
-                    self.name,
-                    account.key,
-                    accounts[account.key].ref,
-                    account.ref,
-                )
-                continue
-            accounts[account.key] = account
-        return accounts, missing
+            if account is not None:
+                keep_first(accounts, account, self.name)
+        return Observed(accounts, missing_groups=missing)
 
     def _memberships(self) -> tuple[dict[str, set[str]], frozenset[str]]:
         """Member DN (normalized) -> managed groups; and the groups that do not exist."""
@@ -147,11 +104,11 @@ class LdapDirectory:
             try:
                 entries = self.conn.call(partial(read_entry, dn=group, attributes=[attr]))
             except PermanentError as exc:
-                if result_code(exc) != 32:
+                if exc.code != NO_SUCH_OBJECT:
                     raise
                 missing.add(group)
                 continue
-            for value in _values(entries.get(attr)):
+            for value in values(entries.get(attr)):
                 members.setdefault(normalize_dn(value), set()).add(group)
         return members, frozenset(missing)
 
@@ -163,10 +120,10 @@ class LdapDirectory:
         lock_attr: str | None,
     ) -> ObservedAccount | None:
         cfg = self.config
-        attributes = {k.lower(): _values(v) for k, v in entry.items()}
+        attributes = lowered(entry)
         keys = attributes.get(cfg.key_attribute.lower(), ())
         ndn = normalize_dn(dn)
-        if not keys or not ndn.endswith("," + self.base):
+        if not keys or not under(ndn, self.base):
             return None
         expiry = None
         if cfg.native_expiry:
@@ -199,45 +156,32 @@ class LdapDirectory:
         return not values or values[0] != method.disabled_value
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
-        """Entries under ``conflict_base`` that hold a wanted username or person key.
-
-        A few wanted accounts are looked up with OR filters of 100 people each; past
-        ``_SCAN_ABOVE`` (a first sync, a mass onboarding) one paged search of every entry
-        with either attribute is cheaper than building that many filter terms."""
+        """Entries under ``conflict_base`` that hold a wanted username or person key."""
         cfg = self.config
-        base = cfg.conflict_base or cfg.base_dn
         uid, key = cfg.username_attribute, cfg.key_attribute
-        found: list[tuple[str, dict[str, Any]]] = []
-        if len(wanted) > _SCAN_ABOVE:
-            scan = f"(|({escape_filter_chars(uid)}=*)({escape_filter_chars(key)}=*))"
-            found = self.conn.paged(base, scan, [uid, key])
-        else:
-            for start in range(0, len(wanted), 100):
-                terms = "".join(
-                    f"({escape_filter_chars(uid)}={escape_filter_chars(name)})"
-                    f"({escape_filter_chars(key)}={escape_filter_chars(person)})"
-                    for person, name in wanted[start : start + 100]
-                )
-                found += self.conn.paged(base, f"(|{terms})", [uid, key])
+        euid, ekey = escape_filter_chars(uid), escape_filter_chars(key)
+        found = candidates(
+            self.conn,
+            cfg.conflict_base or cfg.base_dn,
+            f"(|({euid}=*)({ekey}=*))",
+            [
+                f"({euid}={escape_filter_chars(name)})({ekey}={escape_filter_chars(person)})"
+                for person, name in wanted
+            ],
+            [uid, key],
+        )
         by_value: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for dn, entry in found:
             for attr in (uid, key):
-                for value in _values(_get(entry, attr)):
+                for value in values(_get(entry, attr)):
                     by_value.setdefault(value.lower(), []).append((dn, entry))
-        conflicts: dict[str, Conflict] = {}
-        for person, name in wanted:
-            for dn, entry in by_value.get(name.lower(), []) + by_value.get(person, []):
-                reason = self._conflict_reason(dn, entry, person, name)
-                if reason:
-                    conflicts[person] = Conflict(self.name, person, name, dn, reason)
-                    break
-        return conflicts
+        return first_conflicts(self.name, wanted, by_value, self._conflict_reason)
 
     def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> str:
-        attributes = {k.lower(): _values(v) for k, v in entry.items()}
+        attributes = lowered(entry)
         names = {v.lower() for v in attributes.get(self.config.username_attribute.lower(), ())}
         keys = {v.lower() for v in attributes.get(self.config.key_attribute.lower(), ())}
-        inside = normalize_dn(dn).endswith("," + self.base)
+        inside = under(normalize_dn(dn), self.base)
         if person in keys and not inside:
             return f"an entry outside {self.config.base_dn} carries this person's key"
         if name.lower() in names and person not in keys:
@@ -277,15 +221,7 @@ class LdapDirectory:
         # Independent actions of one kind go out over several connections: while one
         # waits for the directory, another encodes its request.
         pool = self._pool()
-        futures = [pool.submit(self._run_pooled, action) for action in actions]
-        unavailable: TemporaryError | None = None
-        for future in futures:
-            try:
-                report(future.result())
-            except TemporaryError as exc:
-                unavailable = exc
-        if unavailable is not None:
-            raise unavailable
+        gather([pool.submit(self._run_pooled, action) for action in actions], report)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -316,27 +252,11 @@ class LdapDirectory:
             conn.call(lambda c: c.add(dn, attributes=self._new_entry(action)))
             return ""
         if kind is ActionKind.DELETE:
-            return self._tolerant(lambda c: c.delete(dn), _ENTRY_GONE, conn)
+            return tolerant(conn, lambda c: c.delete(dn), _ENTRY_GONE)
         changes = self._changes(action, dn)
         if not changes:
             return "nothing to change"
         conn.call(lambda c: c.modify(dn, changes))
-        return ""
-
-    def _tolerant(
-        self,
-        operation: Callable[[Connection], Any],
-        already: dict[int, str],
-        conn: LdapConnection | None = None,
-    ) -> str:
-        """Run ``operation``; an error saying the change is already in place is success."""
-        try:
-            (conn or self.conn).call(operation)
-        except PermanentError as exc:
-            code = result_code(exc)
-            if code not in already:
-                raise
-            return already[code]
         return ""
 
     def _new_entry(self, action: Action) -> dict[str, Any]:
@@ -384,51 +304,19 @@ class LdapDirectory:
         return method.disabled_value or ""
 
     def _members(self, actions: Sequence[Action], report: Report) -> None:
-        """Membership changes batched into one modify per group; when a batch is refused
-        (a member already there, or one bad value) each member is retried on its own."""
-        operation = MODIFY_ADD if actions[0].kind is ActionKind.ADD_MEMBER else MODIFY_DELETE
-        by_group: dict[str, list[tuple[Action, str]]] = {}
-        for action in actions:
-            try:
-                by_group.setdefault(action.group, []).append((action, self.dn_for(action)))
-            except PermanentError as exc:
-                report(Outcome(action, False, str(exc), action.ref))
-        for group, pairs in by_group.items():
-            try:
-                self._modify_members(group, operation, [dn for _, dn in pairs])
-            except PermanentError:
-                for action, dn in pairs:
-                    try:
-                        detail = self._tolerant(
-                            self._member_change(group, operation, dn), _MEMBER_ALREADY
-                        )
-                    except PermanentError as exc:
-                        report(Outcome(action, False, str(exc), dn))
-                    else:
-                        report(Outcome(action, True, detail, dn))
-                continue
-            for action, dn in pairs:
-                report(Outcome(action, True, "", dn))
-
-    def _modify_members(self, group: str, operation: str, dns: list[str]) -> None:
-        changes = {self.config.member_attribute: [(operation, dns)]}
-        self.conn.call(lambda c: c.modify(group, changes))
-
-    def _member_change(self, group: str, operation: str, dn: str) -> Callable[[Connection], Any]:
-        changes = {self.config.member_attribute: [(operation, [dn])]}
-        return lambda c: c.modify(group, changes)
+        """One modify per group; a refused batch is sent again one member at a time."""
+        change_members(
+            self.conn,
+            actions,
+            self.dn_for,
+            self.config.member_attribute,
+            lambda exc: _MEMBER_ALREADY.get(exc.code),
+            report,
+        )
 
     def check(self) -> list[str]:
-        try:
-            problems = []
-            for what, dn in [("base_dn", self.config.base_dn)] + [
-                ("group", g) for g in sorted(self.groups)
-            ]:
-                if not self.conn.call(partial(entry_exists, dn=dn)):
-                    problems.append(f"{self.name}: {what} {dn} does not exist")
-        except TargetError as exc:
-            return [str(exc)]
-        return problems
+        wanted = [("base_dn", self.config.base_dn)] + [("group", g) for g in sorted(self.groups)]
+        return check_present(self.conn, self.name, wanted)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -1,7 +1,7 @@
 """Group memberships in a SCIM service provider: one PATCH per group adds or removes
 many members (``add`` of ``members`` values, ``remove`` with a ``value eq`` filter).
 
-Called by ``syncd.targets.scim.ScimDirectory.apply`` with membership actions of one
+Called by ``targets.scim.target.ScimDirectory.apply`` with membership actions of one
 kind, sorted by group. Groups are independent, so they go out ``concurrency`` at a
 time. These PATCHes add or remove values and never rewrite the member list, so they
 need no ``If-Match``: members that others add meanwhile are kept. A service provider
@@ -16,12 +16,11 @@ from typing import Any
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import PatchOp, PreconditionFailedException, Resource
 
-from syncd.audit import Outcome
-from syncd.core.model import Action, ActionKind
+from syncd.core.model import Action, ActionKind, Outcome
 from syncd.errors import PermanentError, TemporaryError
-from syncd.targets import scimmap
-from syncd.targets.base import Report
-from syncd.targets.scimconn import Known, ScimSession, retried, scim_type_of
+from syncd.targets.base import Report, gather
+from syncd.targets.scim import mapping
+from syncd.targets.scim.session import Known, ScimSession, retried
 
 
 class Memberships:
@@ -48,17 +47,12 @@ class Memberships:
                 by_group.setdefault(group, []).append((action, user))
         pool = self.session.pool()
         futures = [pool.submit(self._group, g, add, pairs) for g, pairs in by_group.items()]
-        unavailable: TemporaryError | None = None
-        for future in futures:
-            try:
-                outcomes = future.result()
-            except TemporaryError as exc:
-                unavailable = exc
-                continue
+
+        def each(outcomes: list[Outcome]) -> None:
             for outcome in outcomes:
                 report(outcome)
-        if unavailable is not None:
-            raise unavailable
+
+        gather(futures, each)
 
     def _group(self, group: str, add: bool, pairs: list[tuple[Action, str]]) -> list[Outcome]:
         notes: list[str] = []
@@ -89,7 +83,7 @@ class Memberships:
     def _change(self, group: str, add: bool, users: list[str], notes: list[str]) -> None:
         model = self.known.caps.group
         if self.known.caps.patch:
-            body = scimmap.patch(scimmap.member_operations(add, users))
+            body = mapping.patch(mapping.member_operations(add, users))
             self.session.call(
                 lambda s: s.modify(
                     model,
@@ -105,7 +99,7 @@ class Memberships:
 
 
 def _refused(exc: PermanentError, add: bool, action: Action, user: str) -> Outcome:
-    if not add and scim_type_of(exc) == "noTarget":
+    if not add and exc.subcode == "noTarget":
         return Outcome(action, True, "already not a member", user)
     return Outcome(action, False, str(exc), user)
 

@@ -1,28 +1,30 @@
 """The connection of the ``ad`` target: a pool of domain controllers tried in order,
 verified TLS, and AD's extended error codes translated into what an admin should change.
 
-Used by ``syncd.targets.ad``. Opening (a pool of DCs tried in order), retries,
-reconnects and the translation of ldap3's exceptions come from ``LdapConnection``; this
-class adds the Windows error code that AD puts at the start of every diagnostic message
-(``0000052D: Constraint violation``).
+Used by ``targets.ad.target``. Opening (a pool of DCs tried in order), retries,
+reconnects and the translation of ldap3's exceptions come from ``targets.directory``'s
+``LdapConnection``; this module gives it a translation that reads the Windows error
+code AD puts at the start of every diagnostic message (``0000052D: Constraint
+violation``) and keeps it as the error's ``subcode``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TypeVar
 
-from ldap3 import Connection
 from ldap3.core import exceptions as lx
 
 from syncd.config import AdTarget
 from syncd.errors import PermanentError, TemporaryError
-from syncd.targets.ldapconn import Endpoint, LdapConnection, translate
+from syncd.targets.directory.connection import (
+    TEMPORARY_CODES,
+    Endpoint,
+    LdapConnection,
+    translate_result,
+)
 
-T = TypeVar("T")
-
-_TEMPORARY_CODES = {3, 11, 51, 52, 80}
+ALREADY_MEMBER = "00000562"
+NOT_MEMBER = "00000561"
 _DIAGNOSTIC = re.compile(r"^\s*([0-9A-Fa-f]{8}):")
 _BIND_DATA = re.compile(r"data ([0-9a-fA-F]{3,8})")
 _RIGHTS = (
@@ -56,8 +58,8 @@ _AD_CODES: dict[str, tuple[bool, str]] = {
         "AD refused a value for this attribute (too long or wrong syntax); check the "
         "attribute templates and key_attribute",
     ),
-    "00000562": (False, "already a member"),
-    "00000561": (False, "not a member"),
+    ALREADY_MEMBER: (False, "already a member"),
+    NOT_MEMBER: (False, "not a member"),
     "00000057": (False, "AD refused a parameter of the request (a value it does not accept)"),
     "0000001F": (
         False,
@@ -81,40 +83,11 @@ _BIND_CODES = {
 }
 
 
-class AdConnection(LdapConnection):
-    """``LdapConnection`` over the domain controllers of ``urls``, reading AD's error
-    codes."""
-
-    def __init__(self, config: AdTarget, name: str) -> None:
-        self.urls = config.urls
-        super().__init__(
-            Endpoint(
-                urls=tuple(config.urls),
-                bind=config.bind_user,
-                secret=config.read_secret,
-                start_tls=config.start_tls,
-                ca_file=config.ca_file,
-                tls_verify=config.tls_verify,
-                page_size=config.page_size,
-                timeout=config.timeout,
-                retries=config.retries,
-                auto_range=True,  # member;range=0-1499 and beyond are fetched in full
-            ),
-            name,
-        )
-
-    def _once(self, operation: Callable[[Connection], T]) -> T:
-        try:
-            return super()._once(operation)
-        except (PermanentError, TemporaryError) as exc:
-            cause = exc.__cause__
-            if isinstance(cause, lx.LDAPServerPoolExhaustedError):
-                raise TemporaryError(
-                    f"{self.name}: no domain controller of {', '.join(self.urls)} answered"
-                ) from cause
-            if isinstance(cause, lx.LDAPOperationResult):
-                raise translate_ad(cause, self.name) from cause
-            raise
+def connect(config: AdTarget, name: str) -> LdapConnection:
+    """A connection to the domain controllers of ``urls``, reading AD's error codes."""
+    # auto_range: member;range=0-1499 and beyond are fetched in full
+    endpoint = Endpoint.of(config, config.urls, config.bind_user, auto_range=True)
+    return LdapConnection(endpoint, name, translate_ad)
 
 
 def diagnostic_code(message: str) -> str:
@@ -129,10 +102,11 @@ def translate_ad(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | Per
     code = int(getattr(exc, "result", 0) or 0)
     text = str(getattr(exc, "message", "") or "")
     description = str(getattr(exc, "description", "") or type(exc).__name__)
+    subcode = diagnostic_code(text)
     hint = ""
     temporary = False
-    if code in _TEMPORARY_CODES:  # busy, unavailable, time limit: retried as for LDAP
-        return translate(exc, name)
+    if code in TEMPORARY_CODES:  # busy, unavailable, time limit: retried as for LDAP
+        return translate_result(exc, name)
     if code == 8:  # strongerAuthRequired
         hint = (
             "the DC requires an encrypted (or signed) connection: use ldaps:// URLs or "
@@ -142,9 +116,12 @@ def translate_ad(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | Per
         data = _BIND_DATA.search(text)
         hint = _BIND_CODES.get(data.group(1).lower(), "") if data else ""
         hint = hint or _BIND_CODES["52e"]
-    elif (known := _AD_CODES.get(diagnostic_code(text))) is not None:
+    elif (known := _AD_CODES.get(subcode)) is not None:
         temporary, hint = known
     if not hint:
-        return translate(exc, name)
+        generic = translate_result(exc, name)
+        return type(generic)(str(generic), code=code, subcode=subcode)
     message = f"{name}: {description} ({code}): {text.strip()}; {hint}"
-    return TemporaryError(message) if temporary else PermanentError(message)
+    if temporary:
+        return TemporaryError(message, code=code, subcode=subcode)
+    return PermanentError(message, code=code, subcode=subcode)

@@ -1,7 +1,7 @@
 """User writes to a SCIM service provider: creates (POST), changes (PATCH, or PUT
 when the server has no PATCH) and deletes, as ``/Bulk`` requests when it offers them.
 
-Called by ``syncd.targets.scim.ScimDirectory.apply`` with actions of one kind. Every
+Called by ``targets.scim.target.ScimDirectory.apply`` with actions of one kind. Every
 operation's own answer is checked, in a bulk response too. What a lost answer could
 have hidden is settled on the next attempt: a create answered ``409`` is ours when the
 user in the way carries this person's ``externalId`` (the first attempt went through),
@@ -22,12 +22,11 @@ from typing import Any
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import PatchOp, Resource
 
-from syncd.audit import Outcome
-from syncd.core.model import Action, ActionKind
+from syncd.core.model import Action, ActionKind, Outcome
 from syncd.errors import PermanentError, TargetError, TemporaryError
-from syncd.targets import scimmap
-from syncd.targets.base import Report
-from syncd.targets.scimconn import TEMPORARY_STATUS, Known, ScimSession, retried, status_of
+from syncd.targets.base import Report, gather
+from syncd.targets.scim import mapping
+from syncd.targets.scim.session import TEMPORARY_STATUS, Known, ScimSession, retried
 
 log = logging.getLogger(__name__)
 _ENVELOPE = 200  # bytes of a bulk request around its operations
@@ -90,51 +89,60 @@ class Writer:
             raise unavailable
 
     def _request(self, action: Action) -> Request:
+        """The HTTP request that carries ``action`` out; ``PermanentError`` when none can."""
         kind, known = action.kind, self.known
-        undeclared = sorted(
-            path
-            for path in action.changes
-            if (schema := scimmap.split(path)[0]) and schema not in known.caps.extensions
-        )
-        if undeclared:
-            raise PermanentError(
-                f"{self.name}: the service provider declares no schema for "
-                f"{', '.join(undeclared)}; remove them from targets.{action.target}.attributes"
-            )
+        self._check_schemas(action)
         sponsor = self._sponsor(action)
         manager = known.managers.get(sponsor or "")
         note = ""
         if sponsor and manager is None:
             note = f"manager not set: sponsor {sponsor} is not a user of {self.name}"
         if kind is ActionKind.CREATE:
-            data = scimmap.new_user(action, known.prefix, manager)
+            data = mapping.new_user(action, known.prefix, manager)
             return Request(action, "POST", "/Users", data, note=note)
         user = known.user_id(action)
         if user is None:
             raise PermanentError(f"{self.name}: {action.username} has no SCIM id (not created)")
-        path = f"/Users/{user}"
         if kind is ActionKind.DELETE:
-            return Request(action, "DELETE", path, version=known.versions.get(user))
+            return Request(action, "DELETE", f"/Users/{user}", version=known.versions.get(user))
+        return self._modify(action, user, manager, note)
+
+    def _check_schemas(self, action: Action) -> None:
+        """Refuse attributes of extensions the server does not declare for users."""
+        undeclared = sorted(
+            path
+            for path in action.changes
+            if (schema := mapping.split(path)[0]) and schema not in self.known.caps.extensions
+        )
+        if undeclared:
+            raise PermanentError(
+                f"{self.name}: the service provider declares no schema for "
+                f"{', '.join(undeclared)}; remove them from targets.{action.target}.attributes"
+            )
+
+    def _modify(self, action: Action, user: str, manager: str | None, note: str) -> Request:
+        """A PATCH (or, without PATCH, a PUT of the user as read) of an existing user."""
+        kind, known, path = action.kind, self.known, f"/Users/{user}"
         if kind is ActionKind.UPDATE:
-            current = scimmap.read(known.users.get(user, {}), scimmap.MANAGER)
-            operations = scimmap.attribute_operations(action.changes, manager, bool(current))
+            current = mapping.read(known.users.get(user, {}), mapping.MANAGER)
+            operations = mapping.attribute_operations(action.changes, manager, bool(current))
         elif kind in (ActionKind.ENABLE, ActionKind.DISABLE):
-            operations = scimmap.active_operations(kind is ActionKind.ENABLE)
+            operations = mapping.active_operations(kind is ActionKind.ENABLE)
         else:
             raise PermanentError(f"{self.name}: SCIM has no equivalent of {kind.value}")
         if not operations:
             return Request(action, "", path, note=note or "nothing to change")
         if known.caps.patch:
-            data = scimmap.patch(operations)
+            data = mapping.patch(operations)
             return Request(action, "PATCH", path, data, known.versions.get(user), note)
         if user not in known.users:
             raise PermanentError(f"{self.name}: no copy of {action.username} to PUT")
-        data = scimmap.replaced(known.users[user], operations)
+        data = mapping.replaced(known.users[user], operations)
         return Request(action, "PUT", path, data, known.versions.get(user), note)
 
     @staticmethod
     def _sponsor(action: Action) -> str | None:
-        values = action.changes.get(scimmap.MANAGER)
+        values = action.changes.get(mapping.MANAGER)
         return values[0] if values else None
 
     def _resolve_sponsors(self, actions: Sequence[Action]) -> None:
@@ -143,16 +151,7 @@ class Writer:
         if not wanted:
             return
         by_name: dict[str, set[str]] = {}
-        try:
-            found = [
-                user
-                for attribute in ("emails.value", "userName")
-                for user in self.session.find(self.known.caps.user, attribute, wanted)
-            ]
-        except PermanentError as exc:
-            log.warning("%s: sponsors cannot be looked up, no manager set: %s", self.name, exc)
-            found = []
-        for user in found:
+        for user in self._candidates(wanted):
             names = {str(e.get("value", "")).lower() for e in user.get("emails") or []}
             names.add(str(user.get("userName", "")).lower())
             for sponsor in wanted:
@@ -166,6 +165,18 @@ class Writer:
                 )
             self.known.managers[sponsor] = next(iter(ids)) if len(ids) == 1 else None
 
+    def _candidates(self, wanted: set[str]) -> list[dict[str, Any]]:
+        """Users whose e-mail or userName may be one of the ``wanted`` sponsors."""
+        try:
+            return [
+                user
+                for attribute in ("emails.value", "userName")
+                for user in self.session.find(self.known.caps.user, attribute, wanted)
+            ]
+        except PermanentError as exc:
+            log.warning("%s: sponsors cannot be looked up, no manager set: %s", self.name, exc)
+            return []
+
     # -- sending -----------------------------------------------------------------------
     def _singly(
         self, requests: list[Request]
@@ -176,15 +187,16 @@ class Writer:
                 return [(requests[0], self._one(requests[0]))], None
             except TemporaryError as exc:
                 return [], exc
-        futures = [self.session.pool().submit(self._one, r) for r in requests]
+        futures = [self.session.pool().submit(self._paired, r) for r in requests]
         replies: list[tuple[Request, Reply]] = []
-        unavailable: TemporaryError | None = None
-        for request, future in zip(requests, futures, strict=True):
-            try:
-                replies.append((request, future.result()))
-            except TemporaryError as exc:
-                unavailable = exc
-        return replies, unavailable
+        try:
+            gather(futures, replies.append)
+        except TemporaryError as exc:
+            return replies, exc
+        return replies, None
+
+    def _paired(self, request: Request) -> tuple[Request, Reply]:
+        return request, self._one(request)
 
     def _one(self, request: Request) -> Reply:
         caps = self.known.caps
@@ -193,7 +205,7 @@ class Writer:
         try:
             answer = self.session.call(send, request.notes)
         except PermanentError as exc:
-            return Reply(status_of(exc), detail=str(exc))
+            return Reply(exc.status, detail=str(exc))
         meta = getattr(answer, "meta", None)
         return Reply(
             201 if request.method == "POST" else 200,
@@ -258,7 +270,7 @@ class Writer:
             nonlocal pending
             sent = {str(i): r for i, r in enumerate(pending)}
             body = {
-                "schemas": [scimmap.BULK_REQUEST],
+                "schemas": [mapping.BULK_REQUEST],
                 "Operations": [self._operation(r, int(i)) for i, r in sent.items()],
             }
             # Payloads built here from known shapes; scim2-client re-validating every
@@ -274,7 +286,7 @@ class Writer:
                 detail = f"{status}: {getattr(error, 'detail', '') or ''}" if error else ""
                 reply = Reply(
                     status,
-                    scimmap.id_from_location(operation.location),
+                    mapping.id_from_location(operation.location),
                     operation.version,
                     f"{self.name}: {detail}" if detail else "",
                 )
@@ -289,7 +301,7 @@ class Writer:
         except TemporaryError as exc:
             return self._with_notes(done, notes), exc
         except PermanentError as exc:  # the bulk request as a whole was refused
-            done += [(r, Reply(status_of(exc), detail=str(exc))) for r in pending]
+            done += [(r, Reply(exc.status, detail=str(exc))) for r in pending]
         return self._with_notes(done, notes), None
 
     @staticmethod
@@ -331,7 +343,7 @@ class Writer:
             known.versions.pop(user, None)
         if request.method == "PATCH" and user in known.users and request.data:
             operations = request.data["Operations"]
-            known.users[user] = scimmap.replaced(known.users[user], operations)
+            known.users[user] = mapping.replaced(known.users[user], operations)
         elif request.method == "PUT" and request.data:
             known.users[user] = dict(request.data, id=user)
 

@@ -1,6 +1,5 @@
 """The pure parts of the SCIM target, as tables: payloads from actions, observed values
-from resources, filters, ``Retry-After`` (``syncd.targets.scimmap``, ``scimconn``).
-No server: these belong with the unit tests, kept here with the SCIM target's tests."""
+from resources, filters, ``Retry-After`` (``syncd.targets.scim.mapping``, ``.session``)."""
 
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ import pytest
 from scim2_models import ScimFilter
 
 from syncd.core.model import Action, ActionKind
-from syncd.targets import scimmap
-from syncd.targets.scimconn import retry_after
+from syncd.targets.scim import mapping
+from syncd.targets.scim.session import retry_after
 
 E = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ANA = {
@@ -45,7 +44,7 @@ ANA = {
     ],
 )
 def test_observed_values_are_what_templates_render(path: str, expected: tuple[str, ...]) -> None:
-    assert scimmap.observed(ANA, path, {"m1": "jdoe@example.test"}) == expected
+    assert mapping.observed(ANA, path, {"m1": "jdoe@example.test"}) == expected
 
 
 @pytest.mark.parametrize(
@@ -61,11 +60,11 @@ def test_observed_values_are_what_templates_render(path: str, expected: tuple[st
 def test_the_primary_email_else_the_work_one_else_the_first(
     emails: Any, expected: tuple[str, ...]
 ) -> None:
-    assert scimmap.primary_email(emails) == expected
+    assert mapping.primary_email(emails) == expected
 
 
 def test_an_unknown_manager_id_is_observed_as_itself_so_it_gets_fixed() -> None:
-    assert scimmap.observed(ANA, f"{E}:manager", {}) == ("m1",)
+    assert mapping.observed(ANA, f"{E}:manager", {}) == ("m1",)
 
 
 def action(kind: ActionKind, changes: dict[str, tuple[str, ...]]) -> Action:
@@ -88,7 +87,7 @@ def test_a_new_user_carries_the_key_and_declares_the_extensions_it_uses() -> Non
         f"{E}:organization": ("Acme",),
     }
 
-    user = scimmap.new_user(action(ActionKind.CREATE, changes), "syncd:", "m1")
+    user = mapping.new_user(action(ActionKind.CREATE, changes), "syncd:", "m1")
 
     assert user == {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", E],
@@ -102,7 +101,7 @@ def test_a_new_user_carries_the_key_and_declares_the_extensions_it_uses() -> Non
 
 
 def test_a_new_user_without_a_known_sponsor_has_no_manager() -> None:
-    user = scimmap.new_user(action(ActionKind.CREATE, {f"{E}:manager": ("x@y",)}), "s:", None)
+    user = mapping.new_user(action(ActionKind.CREATE, {f"{E}:manager": ("x@y",)}), "s:", None)
 
     assert E not in user
     assert user["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]
@@ -136,17 +135,17 @@ def test_a_patch_touches_only_the_changed_attributes(
     has_manager: bool,
     expected: list[dict[str, Any]],
 ) -> None:
-    assert scimmap.attribute_operations(changes, manager, has_manager) == expected
+    assert mapping.attribute_operations(changes, manager, has_manager) == expected
 
 
 def test_a_put_replaces_the_patched_paths_and_keeps_the_rest() -> None:
     operations = [
         {"op": "replace", "path": "name.familyName", "value": "Ruiz"},
         {"op": "remove", "path": f"{E}:organization"},
-        *scimmap.active_operations(False),
+        *mapping.active_operations(False),
     ]
 
-    out = scimmap.replaced({**ANA, "meta": {"version": 'W/"3"'}}, operations)
+    out = mapping.replaced({**ANA, "meta": {"version": 'W/"3"'}}, operations)
 
     assert out["name"] == {"givenName": "Ana", "familyName": "Ruiz"}
     assert out[E] == {"manager": {"value": "m1"}}
@@ -156,7 +155,7 @@ def test_a_put_replaces_the_patched_paths_and_keeps_the_rest() -> None:
 
 
 def test_member_removal_filters_quote_every_id() -> None:
-    (operation,) = scimmap.member_operations(False, ['a"b', "c"])
+    (operation,) = mapping.member_operations(False, ['a"b', "c"])
 
     assert operation == {"op": "remove", "path": 'members[value eq "a\\"b" or value eq "c"]'}
 
@@ -165,7 +164,7 @@ def test_or_filters_stay_values_and_fit_in_a_url() -> None:
     hostile = 'x" or userName pr or userName eq "y'
     names = [f"user{i:04d}" for i in range(400)] + [hostile]
 
-    filters = scimmap.any_of_filters("userName", names)
+    filters = mapping.any_of_filters("userName", names)
 
     assert len(filters) > 1
     assert all(len(f) <= 4100 for f in filters)

@@ -1,20 +1,23 @@
 """One LDAP connection with verified TLS, error translation and retries.
 
-Used by ``syncd.targets.ldap``. Every ldap3 exception is translated here into
-``TemporaryError`` (server down, busy, timeout: retried with backoff, reconnecting when
-the connection broke) or ``PermanentError`` (with a message that says what to change).
+Used by ``targets.ldap`` and ``targets.ad`` (through ``targets.directory``). Every
+ldap3 exception is translated here into ``TemporaryError`` (server down, busy, timeout:
+retried with backoff, reconnecting when the connection broke) or ``PermanentError``
+(with a message that says what to change), keeping the LDAP result code as ``code``.
+A target kind with richer answers (AD's Windows error codes) passes its own
+``translate``.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from ldap3 import BASE, FIRST, NONE, SUBTREE, Connection, Server, ServerPool, Tls
+from ldap3 import FIRST, NONE, SUBTREE, Connection, Server, ServerPool, Tls
 from ldap3.core import exceptions as lx
 from tenacity import (
     Retrying,
@@ -23,15 +26,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from syncd.config import LdapTarget
 from syncd.errors import PermanentError, TemporaryError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Entry = tuple[str, dict[str, Any]]
+Translate = Callable[[lx.LDAPOperationResult, str], "TemporaryError | PermanentError"]
 
 # result codes worth retrying: busy, unavailable, time limit, admin limit, unwilling is not
-_TEMPORARY_CODES = {3, 11, 51, 52, 80}
+TEMPORARY_CODES = frozenset({3, 11, 51, 52, 80})
+NO_SUCH_OBJECT = 32
 _HINTS = {
     32: "the entry or its parent does not exist",
     50: "the bind account lacks the access rights; grant it write access to the managed "
@@ -45,6 +49,24 @@ _HINTS = {
     49: "invalid credentials for bind_dn; check password_file / password_env",
     68: "the entry already exists",
 }
+
+
+class DirectoryConfig(Protocol):
+    """The connection settings the ``ldap`` and ``ad`` target configs have in common."""
+
+    @property
+    def start_tls(self) -> bool: ...
+    @property
+    def ca_file(self) -> Path | None: ...
+    @property
+    def tls_verify(self) -> bool: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def timeout(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    def read_secret(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -63,10 +85,14 @@ class Endpoint:
     auto_range: bool = False  # AD's member;range=0-1499 paging of large values
 
     @classmethod
-    def for_ldap(cls, config: LdapTarget) -> Endpoint:
+    def of(
+        cls, config: DirectoryConfig, urls: Sequence[str], bind: str, auto_range: bool = False
+    ) -> Endpoint:
+        """The endpoint of a target's config: its ``urls`` tried in order, bound as
+        ``bind`` with the password the config names."""
         return cls(
-            urls=(config.url,),
-            bind=config.bind_dn,
+            urls=tuple(urls),
+            bind=bind,
             secret=config.read_secret,
             start_tls=config.start_tls,
             ca_file=config.ca_file,
@@ -74,6 +100,7 @@ class Endpoint:
             page_size=config.page_size,
             timeout=config.timeout,
             retries=config.retries,
+            auto_range=auto_range,
         )
 
 
@@ -81,9 +108,10 @@ class LdapConnection:
     """A lazily opened, automatically reopened, bound connection to a directory: the
     first of ``endpoint.urls`` that answers."""
 
-    def __init__(self, endpoint: Endpoint, name: str) -> None:
+    def __init__(self, endpoint: Endpoint, name: str, translate: Translate | None = None) -> None:
         self.endpoint = endpoint
         self.name = name
+        self.translate: Translate = translate or translate_result
         self._conn: Connection | None = None
         self._retrying = Retrying(
             stop=stop_after_attempt(endpoint.retries + 1),
@@ -155,7 +183,11 @@ class LdapConnection:
                 self._conn = self._open()
             return operation(self._conn)
         except lx.LDAPOperationResult as exc:
-            raise translate(exc, self.name) from exc
+            raise self.translate(exc, self.name) from exc
+        except lx.LDAPServerPoolExhaustedError as exc:
+            self._drop()
+            urls = ", ".join(self.endpoint.urls)
+            raise TemporaryError(f"{self.name}: no server of {urls} answered") from exc
         except (
             lx.LDAPCommunicationError,
             lx.LDAPSocketOpenError,
@@ -206,7 +238,8 @@ class LdapConnection:
         return self.call(run)
 
 
-def translate(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:
+def translate_result(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:
+    """Our error for an LDAP refusal, with the result code kept and a hint to fix it."""
     code = int(getattr(exc, "result", 0) or 0)
     text = getattr(exc, "message", "") or getattr(exc, "description", "") or str(exc)
     description = getattr(exc, "description", "") or type(exc).__name__
@@ -216,26 +249,6 @@ def translate(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | Perman
     )
     if hint:
         message += f"; {hint}"
-    if code in _TEMPORARY_CODES:
-        return TemporaryError(message)
-    return PermanentError(message)
-
-
-def result_code(exc: BaseException) -> int:
-    """The LDAP result code behind a translated error, or 0."""
-    cause = exc.__cause__
-    return int(getattr(cause, "result", 0) or 0)
-
-
-def read_entry(conn: Connection, dn: str, attributes: list[str]) -> dict[str, Any]:
-    """The decoded attributes of one entry (a base search)."""
-    conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=attributes)
-    return dict(conn.response[0]["attributes"]) if conn.response else {}
-
-
-def entry_exists(conn: Connection, dn: str) -> bool:
-    try:
-        conn.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
-    except lx.LDAPNoSuchObjectResult:
-        return False
-    return bool(conn.response)
+    if code in TEMPORARY_CODES:
+        return TemporaryError(message, code=code)
+    return PermanentError(message, code=code)

@@ -1,7 +1,7 @@
 """The ``scim`` target: a SCIM 2.0 service provider (SPEC §3, RFC 7643/7644), such as
 the user API of a SaaS application.
 
-Called by ``syncd.cycle`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
+Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
 The managed scope is the users whose ``externalId`` starts with the configured prefix
 (``externalId`` = prefix + person key): nothing else is changed, and only those users
 are added to or removed from the configured groups, found by ``displayName``.
@@ -20,15 +20,14 @@ from typing import Any
 
 from scim2_models import ScimFilter
 
-from syncd.audit import Outcome
 from syncd.config import ScimTarget
-from syncd.core.model import Action, ActionKind, Conflict, ObservedAccount
+from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
 from syncd.errors import PermanentError, TargetError
-from syncd.targets import scimmap
-from syncd.targets.base import Report
-from syncd.targets.scimconn import Known, ScimSession
-from syncd.targets.scimmembers import Memberships
-from syncd.targets.scimwrite import Writer
+from syncd.targets.base import Report, keep_first
+from syncd.targets.scim import mapping
+from syncd.targets.scim.members import Memberships
+from syncd.targets.scim.session import Known, ScimSession
+from syncd.targets.scim.writes import Writer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class ScimDirectory:
         self.known: Known | None = None  # what the current cycle learned
 
     # -- observation -------------------------------------------------------------------
-    def observe(self) -> tuple[dict[str, ObservedAccount], frozenset[str]]:
+    def observe(self) -> Observed:
         """A new cycle: discovery again, then the managed users and groups."""
         prefix = self.config.external_id_prefix
         known = self.known = Known(self.session.discover(), prefix)
@@ -61,36 +60,32 @@ class ScimDirectory:
             if not external.startswith(prefix):
                 continue  # a server whose "sw" ignores case
             key, ref = external[len(prefix) :].lower(), str(resource["id"])
-            if key in accounts:
-                log.error(
-                    "%s: person %s has two managed users, %s and %s; the second is ignored "
-                    "until one is removed",
-                    self.name,
-                    key,
-                    accounts[key].ref,
-                    ref,
-                )
-                continue
+            keep_first(
+                accounts,
+                ObservedAccount(
+                    key=key,
+                    ref=ref,
+                    username=str(resource.get("userName") or ""),
+                    enabled=resource.get("active") is not False,
+                    expiry=None,  # SCIM has no account end date
+                    # The password is write-only in SCIM (RFC 7643 §4.1.1): nothing to
+                    # observe, so nothing to revoke; active=false is what ends access.
+                    has_credentials=False,
+                    groups=frozenset(members.get(ref, ())),
+                    attributes={
+                        path: mapping.observed(resource, path, managers)
+                        for path in self.config.attributes
+                    },
+                ),
+                self.name,
+            )
+            if accounts[key].ref != ref:
+                continue  # a second user of one person: left alone
             known.users[ref] = resource
             version = (resource.get("meta") or {}).get("version")
             if version:
                 known.versions[ref] = str(version)
-            accounts[key] = ObservedAccount(
-                key=key,
-                ref=ref,
-                username=str(resource.get("userName") or ""),
-                enabled=resource.get("active") is not False,
-                expiry=None,  # SCIM has no account end date
-                # The password is write-only in SCIM (RFC 7643 §4.1.1): nothing to observe,
-                # so nothing to revoke; active=false is what ends access.
-                has_credentials=False,
-                groups=frozenset(members.get(ref, ())),
-                attributes={
-                    path: scimmap.observed(resource, path, managers)
-                    for path in self.config.attributes
-                },
-            )
-        return accounts, missing
+        return Observed(accounts, missing_groups=missing)
 
     def _groups(self, known: Known) -> tuple[dict[str, set[str]], frozenset[str]]:
         """Member id -> managed groups (configured names); and the missing groups."""
@@ -119,13 +114,13 @@ class ScimDirectory:
         return members, frozenset(missing)
 
     def _managers(self, known: Known, users: list[dict[str, Any]]) -> dict[str, str]:
-        """Id -> identity of the managers set on managed users (see scimmap.identity)."""
-        if scimmap.MANAGER not in self.config.attributes:
+        """Id -> identity of the managers set on managed users (see mapping.identity)."""
+        if mapping.MANAGER not in self.config.attributes:
             return {}
         wanted = {
             str(manager["value"])
             for user in users
-            if isinstance(manager := scimmap.read(user, scimmap.MANAGER), dict)
+            if isinstance(manager := mapping.read(user, mapping.MANAGER), dict)
             and manager.get("value")
         }
         seen = [u for u in users if str(u["id"]) in wanted]
@@ -134,7 +129,7 @@ class ScimDirectory:
             seen += self.session.find(known.caps.user, "id", outside) if outside else []
         except PermanentError as exc:
             log.warning("%s: managers cannot be looked up by id: %s", self.name, exc)
-        return {str(u["id"]): scimmap.identity(u) for u in seen}
+        return {str(u["id"]): mapping.identity(u) for u in seen}
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
         """Unmanaged users holding a wanted userName (compared without case, as SCIM
@@ -186,7 +181,7 @@ class ScimDirectory:
             return [str(exc)]
         problems = [f"{self.name}: group {g!r} does not exist" for g in sorted(missing)]
         for path in sorted(self.config.attributes):
-            schema = scimmap.split(path)[0]
+            schema = mapping.split(path)[0]
             if schema and schema not in known.caps.extensions:
                 problems.append(
                     f"{self.name}: attributes.{path}: the service provider declares no "

@@ -1,14 +1,16 @@
 """One SCIM service provider: an httpx2 client with scim2-client on top, discovery,
 retries and error translation.
 
-Used by ``syncd.targets.scim`` (observation) and ``syncd.targets.scimwrite`` (changes).
-Every request goes through :meth:`ScimSession.call`, which turns scim2-client and
-httpx2 errors into ``TemporaryError`` (429 and 503 with their ``Retry-After``, gateway
-errors, network failures, timeouts: retried with tenacity after the delay the server
-asked for) or ``PermanentError`` (any other error status, with the server's ``detail``
-and what an admin can change). A ``Retry-After`` pauses every thread of the session, so
-that a rate-limited server is not hammered by the other workers meanwhile. ``Known``
-holds what one cycle learned about the server, for the observation and the writes.
+Used by ``targets.scim.target`` (observation), ``targets.scim.writes`` and
+``targets.scim.members`` (changes). Every request goes through
+:meth:`ScimSession.call`, which turns scim2-client and httpx2 errors into
+``TemporaryError`` (429 and 503 with their ``Retry-After``, gateway errors, network
+failures, timeouts: retried with tenacity after the delay the server asked for) or
+``PermanentError`` (any other error status, with the server's ``detail`` and what an
+admin can change); both keep the HTTP status, headers and ``scimType`` as data. A
+``Retry-After`` pauses every thread of the session, so that a rate-limited server is not
+hammered by the other workers meanwhile. ``Known`` holds what one cycle learned about
+the server, for the observation and the writes.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ import httpx2
 from pydantic import ValidationError
 from scim2_client import RequestNetworkException, SCIMClientException
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import Resource, SCIMException
+from scim2_models import Resource, SCIMException, ServiceProviderConfig
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
 
 from syncd.config import ScimTarget
 from syncd.core.model import Action
 from syncd.errors import PermanentError, TemporaryError
-from syncd.targets.scimauth import BearerToken, ClientCredentials
-from syncd.targets.scimmap import any_of_filters
+from syncd.targets.scim.auth import BearerToken, ClientCredentials
+from syncd.targets.scim.mapping import any_of_filters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,22 +123,18 @@ class ScimSession:
                 f"{self.name}: the service provider serves no "
                 f"{'User' if user is None else 'Group'} resource type; check url"
             )
-        user_type = next((t for t in scim.provider.resource_types if t.name == "User"), None)
-        declared = (user_type.schema_extensions or []) if user_type else []
-        extensions = frozenset(str(e.schema_) for e in declared)
         spc = scim.provider.config
         max_results = spc.filter.max_results if spc and spc.filter else None
         self.page_size = min(self.config.page_size, max_results or self.config.page_size)
-        bulk = spc.bulk if spc else None
-        bulk_ops = (bulk.max_operations or 0) if bulk and bulk.supported else 0
+        patch, etag, bulk_operations, bulk_payload = _features(spc)
         return Capabilities(
             user=user,
-            extensions=extensions,
+            extensions=_user_extensions(scim),
             group=group,
-            patch=bool(spc and spc.patch and spc.patch.supported),
-            etag=bool(spc and spc.etag and spc.etag.supported),
-            bulk_operations=bulk_ops if self.config.bulk else 0,
-            bulk_payload=(bulk.max_payload_size or 1 << 20) if bulk else 0,
+            patch=patch,
+            etag=etag,
+            bulk_operations=bulk_operations if self.config.bulk else 0,
+            bulk_payload=bulk_payload,
         )
 
     def search(
@@ -210,6 +208,8 @@ class ScimSession:
                         f"{error}; the server asked to wait {delay:.0f} s, more than "
                         f"max_retry_after {self.config.max_retry_after}",
                         delay,
+                        status=error.status,
+                        headers=error.headers,
                     )
                 with self._lock:
                     self._resume = max(self._resume, time.monotonic() + delay)
@@ -250,6 +250,28 @@ class ScimSession:
         self.http.close()
 
 
+def _user_extensions(scim: SyncSCIMClient) -> frozenset[str]:
+    """Schema URNs of the extensions the User resource type declares."""
+    user_type = next((t for t in scim.provider.resource_types if t.name == "User"), None)
+    declared = (user_type.schema_extensions or []) if user_type else []
+    return frozenset(str(e.schema_) for e in declared)
+
+
+def _features(spc: ServiceProviderConfig | None) -> tuple[bool, bool, int, int]:
+    """PATCH, ETags, most operations and bytes in one /Bulk request (0: no Bulk), as
+    the ServiceProviderConfig says."""
+    if spc is None:
+        return False, False, 0, 0
+    bulk = spc.bulk
+    bulk_ops = (bulk.max_operations or 0) if bulk and bulk.supported else 0
+    return (
+        bool(spc.patch and spc.patch.supported),
+        bool(spc.etag and spc.etag.supported),
+        bulk_ops,
+        (bulk.max_payload_size or 1 << 20) if bulk else 0,
+    )
+
+
 def _page(
     scim: SyncSCIMClient, model: type[Resource[Any]], params: Any, id: str | None = None
 ) -> dict[str, Any]:
@@ -274,10 +296,16 @@ def translate(exc: BaseException, name: str) -> TemporaryError | PermanentError:
         body = error_body(response)
         detail = str(body.get("detail") or exc)
         message = f"{name}: {status} {response.reason_phrase}: {detail}"
+        answer: dict[str, Any] = {
+            "status": status,
+            "subcode": str(body.get("scimType") or ""),
+            "headers": dict(response.headers),
+        }
         if status in TEMPORARY_STATUS:
-            return TemporaryError(message, delay=retry_after(response.headers.get("retry-after")))
+            delay = retry_after(response.headers.get("retry-after"))
+            return TemporaryError(message, delay, **answer)
         hint = _HINTS.get(status, "")
-        return PermanentError(f"{message}; {hint}" if hint else message)
+        return PermanentError(f"{message}; {hint}" if hint else message, **answer)
     if isinstance(exc, SCIMException | ValidationError):
         # Raised by scim2-client's or the models' own checks before anything was sent.
         return PermanentError(f"{name}: request not sent, it does not fit the schema: {exc}")
@@ -290,20 +318,6 @@ def error_body(response: httpx2.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def status_of(exc: BaseException) -> int:
-    """The HTTP status behind a translated error, or 0 (no answer)."""
-    response = getattr(exc.__cause__, "source", None)
-    return response.status_code if isinstance(response, httpx2.Response) else 0
-
-
-def scim_type_of(exc: BaseException) -> str:
-    """The SCIM error type (``uniqueness``, ``noTarget``...) behind a translated error."""
-    response = getattr(exc.__cause__, "source", None)
-    if not isinstance(response, httpx2.Response):
-        return ""
-    return str(error_body(response).get("scimType") or "")
 
 
 def retry_after(value: str | None) -> float | None:

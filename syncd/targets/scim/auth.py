@@ -1,7 +1,7 @@
 """Credentials on every SCIM request: a fixed bearer token, or an OAuth2 client
 credentials grant (RFC 6749 §4.4).
 
-Used by ``syncd.targets.scimconn`` as the ``auth`` of its httpx2 client. Tokens and
+Used by ``syncd.targets.scim.session`` as the ``auth`` of its httpx2 client. Tokens and
 client secrets are read from files or environment variables (``syncd.config``) and
 never appear in messages. A fetched token is cached until shortly before it expires
 and fetched again once when the service provider answers 401 (revoked early).
@@ -44,7 +44,6 @@ class ClientCredentials(httpx2.Auth):
         self._lock = threading.Lock()
         self._token = ""
         self._expires = 0.0  # time.monotonic() after which the token is not used
-        self.fetched = 0  # tokens fetched, for tests and the benchmark
 
     def auth_flow(
         self, request: httpx2.Request
@@ -62,7 +61,6 @@ class ClientCredentials(httpx2.Auth):
             if self._token and self._token != stale and time.monotonic() < self._expires:
                 return self._token
             self._token, lifetime = self._fetch()
-            self.fetched += 1
             # Renew a little early so that a token never expires in flight.
             self._expires = time.monotonic() + lifetime - min(60.0, lifetime / 10)
             return self._token

@@ -1,0 +1,81 @@
+"""The configuration file: pydantic models, loading with located errors, derived policy.
+
+Called by the CLI and the daemon through ``load_config``; the sources, targets and the
+audit writer read their own section's model. Import from here (``from syncd.config
+import LdapTarget``); the modules are:
+
+- ``loading``: ``load_config`` and ``config_path``: YAML with line numbers, relative
+  paths, inline secrets refused, every problem located.
+- ``model``: the root ``Config``, its cross-section checks and the policy it derives.
+- ``sections``: source, policy, safety, daemon and audit.
+- ``ldap``, ``ad``, ``scim``: one module per target kind, each with its own checks.
+- ``common``: the base model, value types, secrets and DN helpers they share.
+
+Secrets are never read from the YAML: only ``*_file`` (relative to
+``$CREDENTIALS_DIRECTORY`` when set) or ``*_env``.
+"""
+
+from syncd.config.ad import AD_OWN_ATTRIBUTES, DEFAULT_AD_ATTRIBUTES, AdTarget
+from syncd.config.common import (
+    DirectoryTarget,
+    Duration,
+    LimitField,
+    Model,
+    Problem,
+    SecretRef,
+    Size,
+    is_dn,
+    read_secret,
+    secret_problem,
+)
+from syncd.config.ldap import DEFAULT_LDAP_ATTRIBUTES, DisableConfig, LdapTarget
+from syncd.config.loading import DEFAULT_PATH, config_path, load_config
+from syncd.config.model import Config, TargetConfig
+from syncd.config.scim import (
+    DEFAULT_SCIM_ATTRIBUTES,
+    ENTERPRISE_USER,
+    SCIM_USER_PATHS,
+    ScimTarget,
+)
+from syncd.config.sections import (
+    AuditConfig,
+    DaemonConfig,
+    FileSource,
+    PolicyConfig,
+    SafetyConfig,
+    UsernamePolicy,
+)
+
+__all__ = [
+    "AD_OWN_ATTRIBUTES",
+    "DEFAULT_AD_ATTRIBUTES",
+    "DEFAULT_LDAP_ATTRIBUTES",
+    "DEFAULT_PATH",
+    "DEFAULT_SCIM_ATTRIBUTES",
+    "ENTERPRISE_USER",
+    "SCIM_USER_PATHS",
+    "AdTarget",
+    "AuditConfig",
+    "Config",
+    "DaemonConfig",
+    "DirectoryTarget",
+    "DisableConfig",
+    "Duration",
+    "FileSource",
+    "LdapTarget",
+    "LimitField",
+    "Model",
+    "PolicyConfig",
+    "Problem",
+    "SafetyConfig",
+    "ScimTarget",
+    "SecretRef",
+    "Size",
+    "TargetConfig",
+    "UsernamePolicy",
+    "config_path",
+    "is_dn",
+    "load_config",
+    "read_secret",
+    "secret_problem",
+]

@@ -1,0 +1,218 @@
+"""``type: ldap`` targets: an LDAP directory (OpenLDAP, 389-ds, generic).
+
+Part of ``Config.targets``; the LDAP target and its connection code read ``LdapTarget``.
+``LdapTarget.problems`` holds every check of an LDAP target that its schema alone cannot
+make; ``Config.problems`` calls it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from syncd.config.common import DirectoryTarget, Model, Problem, is_dn, template_problems
+
+DEFAULT_LDAP_ATTRIBUTES = {
+    "cn": "{given_name} {family_name}",
+    "sn": "{family_name}",
+    "givenName": "{given_name}",
+    "displayName": "{given_name} {family_name}",
+    "mail": "{email}",
+    "o": "{vendor}",
+    "description": "contractor: {contract_ids}",
+}
+_PLACEHOLDERS = (
+    "placeholders: given_name, family_name, email, username, person, vendor, "
+    "sponsor, contract_ids, attributes.NAME"
+)
+
+
+class DisableConfig(Model):
+    """How an account is disabled: ppolicy lock, 389-ds nsAccountLock, or an attribute."""
+
+    method: Literal["ppolicy", "nsaccountlock", "attribute"] = Field(
+        default="ppolicy",
+        description="ppolicy sets pwdAccountLockedTime (OpenLDAP ppolicy overlay with "
+        "pwdLockout: TRUE); nsaccountlock sets nsAccountLock (389-ds); attribute writes "
+        "disabled_value into attribute.",
+    )
+    attribute: str | None = Field(
+        default=None,
+        description="With method attribute: the attribute that marks an account disabled "
+        "(e.g. loginDisabled).",
+    )
+    disabled_value: str | None = Field(
+        default=None, description="With method attribute: its value on a disabled account."
+    )
+    enabled_value: str | None = Field(
+        default=None,
+        description="With method attribute: its value on an enabled account. Unset: the "
+        "attribute is removed when the account is enabled.",
+    )
+
+    def problems(self) -> list[Problem]:
+        """What the schema alone cannot check: method attribute names what to write."""
+        if self.method == "attribute" and not (self.attribute and self.disabled_value):
+            return [
+                Problem(
+                    (),
+                    "method attribute needs attribute and disabled_value",
+                    "add attribute: and disabled_value:",
+                )
+            ]
+        return []
+
+
+class LdapTarget(DirectoryTarget):
+    """An LDAP directory (OpenLDAP, 389-ds, generic)."""
+
+    type: Literal["ldap"] = Field(description="ldap: this kind of target.")
+    url: str = Field(
+        description="The server: ldaps://host:636, or ldap://host with start_tls: true. "
+        "ldap:// without TLS also needs allow_plaintext."
+    )
+    start_tls: bool = Field(
+        default=False, description="Upgrade an ldap:// connection with StartTLS before binding."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that sign the server certificate. Unset: the "
+        "system CAs. A relative path is relative to the config file's folder.",
+    )
+    tls_verify: bool = Field(
+        default=True,
+        description="Verify the server certificate and host name; turn off only in a lab.",
+    )
+    allow_plaintext: bool = Field(
+        default=False,
+        description="Must be true to use ldap:// without StartTLS: the bind password then "
+        "crosses the network in clear.",
+    )
+    bind_dn: str = Field(description="DN of syncd's service account.")
+    base_dn: str = Field(
+        description="The managed subtree: new accounts are created directly below it."
+    )
+    key_attribute: str = Field(
+        default="employeeNumber",
+        description="Attribute holding the person key; it marks the entries syncd manages.",
+    )
+    username_attribute: str = Field(
+        default="uid",
+        description="Attribute holding the username; uid suits inetOrgPerson and posixAccount.",
+    )
+    dn_template: str = Field(
+        default="uid={username},{base_dn}",
+        description="DN of a new account. Must contain {username} (escaped per RFC 4514) and "
+        "end with {base_dn}: accounts sit directly under base_dn.",
+    )
+    object_classes: list[str] = Field(
+        default_factory=lambda: ["inetOrgPerson"],
+        description="objectClass values of new entries.",
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_LDAP_ATTRIBUTES),
+        description="Attribute name -> template ({given_name}, {family_name}, {email}, "
+        "{username}, {person}, {vendor}, {sponsor}, {contract_ids}, {attributes.NAME}), kept "
+        "in sync on active accounts; a template rendering empty removes the attribute. "
+        "Replaces the default set (cn, sn, givenName, displayName, mail, o, description).",
+    )
+    disable: DisableConfig = Field(
+        default=DisableConfig(), description="How an account is disabled."
+    )
+    native_expiry: bool = Field(
+        default=True,
+        description="Keep pwdEndTime at the access end (OpenLDAP 2.5+ ppolicy), so the "
+        "server refuses binds after it even while syncd is down.",
+    )
+    member_attribute: Literal["member", "uniqueMember"] = Field(
+        default="member",
+        description="Group attribute listing members by DN: member (groupOfNames) or "
+        "uniqueMember (groupOfUniqueNames).",
+    )
+    credential_attributes: list[str] = Field(
+        default_factory=lambda: ["userPassword", "sshPublicKey"],
+        description="Attributes removed when access ends, so no credential outlives the contract.",
+    )
+    conflict_base: str | None = Field(
+        default=None,
+        description="Where unmanaged entries that would collide with a new account are "
+        "looked for; set it to the suffix. Unset: base_dn.",
+    )
+    page_size: int = Field(
+        default=500, ge=1, le=10000, description="Entries per page of a paged search."
+    )
+    connections: int = Field(
+        default=3,
+        ge=1,
+        le=16,
+        description="Connections used in parallel for a batch of independent writes of one kind.",
+    )
+    timeout: int = Field(
+        default=10, ge=1, le=600, description="Seconds, for connecting and per operation."
+    )
+    retries: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="Retries of temporary errors (server down, busy, timeout), with "
+        "exponential backoff and jitter.",
+    )
+
+    def problems(self) -> list[Problem]:
+        """What the schema alone cannot check, located relative to this target."""
+        return [
+            *self.password_problems("point it at the bind password (file or environment variable)"),
+            *self._dn_problems(),
+            *self._template_problems(),
+            *(problem.within("disable") for problem in self.disable.problems()),
+            *self._url_problems(),
+        ]
+
+    def _dn_problems(self) -> list[Problem]:
+        out = [
+            Problem((field,), "not a valid DN", "write it like ou=contractors,dc=example,dc=com")
+            for field in ("bind_dn", "base_dn")
+            if not is_dn(getattr(self, field))
+        ]
+        if self.conflict_base is not None and not is_dn(self.conflict_base):
+            out.append(
+                Problem(("conflict_base",), "not a valid DN", "use a DN such as dc=example,dc=com")
+            )
+        return out
+
+    def _template_problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        if "{username}" not in self.dn_template or not self.dn_template.endswith("{base_dn}"):
+            out.append(
+                Problem(
+                    ("dn_template",),
+                    "must contain {username} and end with {base_dn}",
+                    "use e.g. uid={username},{base_dn}",
+                )
+            )
+        for name, template in self.attributes.items():
+            out += template_problems(name, template, _PLACEHOLDERS)
+        return out
+
+    def _url_problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        url = self.url.lower()
+        if url.startswith("ldap://") and not self.start_tls and not self.allow_plaintext:
+            out.append(
+                Problem(
+                    ("url",),
+                    "the bind password would cross the network unencrypted",
+                    "use ldaps://, set start_tls: true, or set allow_plaintext: true explicitly",
+                )
+            )
+        if not url.startswith(("ldap://", "ldaps://")):
+            out.append(
+                Problem(
+                    ("url",),
+                    f"{self.url!r} is not an ldap:// or ldaps:// URL",
+                    "use ldaps://host:636",
+                )
+            )
+        return out

@@ -1,0 +1,107 @@
+"""The whole configuration file (``Config``) and what it derives for the pure core.
+
+Built by ``syncd.config.loading.load_config``; the CLI, the daemon and the cycle read it.
+``Config.problems`` is the check across sections and inside each target that the schema
+alone cannot make; ``core_policy`` and ``target_policy`` turn it into the values of
+``syncd.core.policy``.
+"""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from syncd.config.ad import AdTarget
+from syncd.config.common import Model, Problem
+from syncd.config.ldap import LdapTarget
+from syncd.config.scim import ScimTarget
+from syncd.config.sections import AuditConfig, DaemonConfig, FileSource, PolicyConfig, SafetyConfig
+from syncd.core.policy import Policy, Safety, TargetPolicy
+
+TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator="type")]
+
+
+class Config(Model):
+    """The whole configuration file."""
+
+    source: FileSource = Field(description="Where contracts come from.")
+    policy: PolicyConfig = Field(default=PolicyConfig(), description="How contracts become access.")
+    safety: SafetyConfig = Field(
+        default=SafetyConfig(), description="Limits on mass changes per target and cycle."
+    )
+    roles: dict[str, dict[str, list[str]]] = Field(
+        description="Role -> target name -> the groups the role grants in that target: DNs "
+        "for ldap and ad, displayNames for scim. Only groups named here are managed."
+    )
+    targets: dict[str, TargetConfig] = Field(
+        description="Target name -> the directory or application to keep in sync; the name "
+        "appears in roles, logs, metrics and the audit trail."
+    )
+    audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail.")
+    daemon: DaemonConfig = Field(default=DaemonConfig(), description="syncd run.")
+
+    def core_policy(self) -> Policy:
+        """The policy the pure core plans with."""
+        p = self.policy
+        return Policy(
+            timezone=ZoneInfo(p.timezone),
+            lead_time=p.lead_time,
+            require_approval=p.require_approval,
+            max_duration=p.max_duration,
+            delete_after=p.delete_after,
+            username_template=p.username.template,
+            username_pattern=re.compile(p.username.pattern),
+            roles=frozenset(self.roles),
+        )
+
+    def target_policy(self, name: str) -> TargetPolicy:
+        """What the planner needs to know about target ``name`` (no connection details)."""
+        target = self.targets[name]
+        groups = {role: tuple(by_target.get(name, ())) for role, by_target in self.roles.items()}
+        return TargetPolicy(
+            name=name,
+            groups_by_role=MappingProxyType(groups),
+            attributes=MappingProxyType(dict(target.attributes)),
+            native_expiry=target.native_expiry,
+            safety=Safety(self.safety.max_orphan_disables, self.safety.max_deletes),
+        )
+
+    def problems(self) -> list[Problem]:
+        """What the schema alone cannot check, located from the document root: the roles,
+        then the audit trail, then each target."""
+        return [
+            *self._role_problems(),
+            *(problem.within("audit") for problem in self.audit.problems()),
+            *self._target_problems(),
+        ]
+
+    def _role_problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        for role, by_target in self.roles.items():
+            for name, groups in by_target.items():
+                target = self.targets.get(name)
+                if target is None:
+                    out.append(
+                        Problem(
+                            ("roles", role, name),
+                            f"no target named {name!r}",
+                            f"use one of: {', '.join(self.targets)}",
+                        )
+                    )
+                    continue
+                for i, group in enumerate(groups):
+                    problem = target.group_problem(group)
+                    if problem is not None:
+                        out.append(Problem(("roles", role, name, i), *problem))
+        return out
+
+    def _target_problems(self) -> list[Problem]:
+        return [
+            problem.within("targets", name)
+            for name, target in self.targets.items()
+            for problem in target.problems()
+        ]

@@ -1,0 +1,241 @@
+"""One reconcile cycle, the same for the CLI (``plan``, ``sync``) and the daemon.
+
+A cycle is a pipeline: ``read_source`` (records, validated into contracts) →
+``plan_cycle`` (resolve people, observe and plan every target) → ``run_cycle`` (audit
+start, settle intents a crash left open, apply, audit stop). The source is read once
+and fully validated before any target is touched: a source that cannot be read changes
+nothing anywhere. ``open_target`` is the one place that knows which package serves
+which ``type:`` of target.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from syncd.apply import ApplyReport, apply_plan
+from syncd.audit import AuditWriter
+from syncd.audit.records import OTHER_ACTIVITY, START, STOP
+from syncd.audit.settle import settle_pending
+from syncd.config import AdTarget, Config, LdapTarget, ScimTarget
+from syncd.core.contracts import RawRecord, validate
+from syncd.core.desired import resolve
+from syncd.core.model import (
+    ActionKind,
+    Contract,
+    InvalidRecord,
+    Observed,
+    Person,
+    PersonState,
+    TargetPlan,
+)
+from syncd.core.plan import plan_target
+from syncd.errors import SyncdError, TargetError
+from syncd.sources import file as file_source
+from syncd.targets.ad import AdDirectory
+from syncd.targets.base import Target
+from syncd.targets.ldap import LdapDirectory
+from syncd.targets.scim import ScimDirectory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """One read of the source: its raw records (what the daemon snapshots) and what
+    validation made of them."""
+
+    records: list[RawRecord]
+    contracts: list[Contract]
+    invalid: list[InvalidRecord]
+
+
+@dataclass
+class CyclePlan:
+    """Everything one cycle decided, before anything is sent."""
+
+    at: datetime
+    contracts: list[Contract]
+    invalid: list[InvalidRecord]
+    people: dict[str, Person]
+    plans: list[TargetPlan] = field(default_factory=list)
+    observed: dict[str, Observed] = field(default_factory=dict)  # by target
+    errors: dict[str, str] = field(default_factory=dict)  # target -> why it has no plan
+
+
+def read_source(config: Config) -> SourceRead:
+    """Read and validate the source; ``SourceError`` when it is unusable as a whole."""
+    return validated(config, file_source.read(config.source))
+
+
+def validated(config: Config, records: list[RawRecord]) -> SourceRead:
+    """Records (read now, or from the daemon's snapshot) validated under the policy."""
+    contracts, invalid = validate(records, config.core_policy())
+    return SourceRead(records, contracts, invalid)
+
+
+def open_target(config: Config, name: str) -> Target:
+    """The target named ``name`` in the config, not yet connected (targets connect on
+    first use)."""
+    target = config.targets[name]
+    groups = config.target_policy(name).managed_groups
+    if isinstance(target, ScimTarget):
+        return ScimDirectory(name, target, groups)
+    if isinstance(target, AdTarget):
+        return AdDirectory(name, target, groups)
+    if isinstance(target, LdapTarget):
+        return LdapDirectory(name, target, groups)
+    raise SyncdError(f"target {name}: no implementation for {type(target).__name__}")
+
+
+def open_targets(config: Config, only: Sequence[str] = ()) -> dict[str, Target]:
+    """The targets ``only`` names (all when empty); ``SyncdError`` for an unknown name."""
+    unknown = [name for name in only if name not in config.targets]
+    if unknown:
+        raise SyncdError(
+            f"--target {unknown[0]}: no such target (have: {', '.join(config.targets)})"
+        )
+    return {name: open_target(config, name) for name in config.targets if not only or name in only}
+
+
+def close_all(targets: dict[str, Target]) -> None:
+    for target in targets.values():
+        target.close()
+
+
+@contextmanager
+def gc_relaxed() -> Iterator[None]:
+    """Make the cyclic garbage collector run rarely during one cycle.
+
+    A cycle allocates hundreds of thousands of objects (entries, people, actions) that
+    reference counting frees; at the default thresholds the collector walks the live
+    ones again and again for nothing (a tenth of a 10k-account cycle). Young
+    collections still run, every 50,000 allocations instead of 700, so the cyclic
+    garbage ldap3 makes per request does not pile up. One full collection at the end.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.collect()
+
+
+def plan_cycle(
+    config: Config,
+    now: datetime,
+    targets: dict[str, Target],
+    *,
+    allow_mass_change: bool = False,
+    source: SourceRead | None = None,
+    expiries_only: bool = False,
+) -> CyclePlan:
+    """Observe and plan every target. ``source``: contracts already read (the daemon's,
+    possibly from its last good snapshot); ``expiries_only``: see ``plan_target``. A
+    target that cannot be observed gets no plan and its error is kept in ``errors``."""
+    read = source if source is not None else read_source(config)
+    for record in read.invalid:
+        log.warning("invalid contract record: %s", record)
+    people = resolve(read.contracts, config.core_policy(), now)
+    cycle = CyclePlan(now, read.contracts, read.invalid, people)
+    protected = frozenset(r.person for r in read.invalid if r.person)
+    for name, target in targets.items():
+        try:
+            observed = _observe(target, people)
+        except TargetError as exc:
+            cycle.errors[name] = str(exc)
+            log.error("%s: cannot observe: %s", name, exc, extra={"target": name})
+            continue
+        cycle.observed[name] = observed
+        cycle.plans.append(
+            plan_target(
+                config.target_policy(name),
+                people,
+                observed,
+                now,
+                protected=protected,
+                delete_after=config.core_policy().delete_after,
+                allow_mass_change=allow_mass_change,
+                expiries_only=expiries_only,
+            )
+        )
+    return cycle
+
+
+def _observe(target: Target, people: dict[str, Person]) -> Observed:
+    """What ``target`` holds, with the conflicts in the way of the accounts to create."""
+    observed = target.observe()
+    for group in sorted(observed.missing_groups):
+        log.error(
+            "%s: managed group %s does not exist", target.name, group, extra={"target": target.name}
+        )
+    wanted = [
+        (p.key, p.username)
+        for p in people.values()
+        if p.state is PersonState.ACTIVE and p.key not in observed.accounts
+    ]
+    if not wanted:
+        return observed
+    return replace(observed, conflicts=target.find_conflicts(wanted))
+
+
+def run_cycle(
+    cycle: CyclePlan,
+    targets: dict[str, Target],
+    audit: AuditWriter,
+    correlation: str,
+    *,
+    session: str = "",
+    mass_change: bool = False,
+    stopping: Callable[[], bool] = lambda: False,
+) -> list[ApplyReport]:
+    """Carry out a planned cycle: settle the intents a crash left open (against what
+    the cycle observed), then apply every target's plan. ``session`` names a run that
+    is one cycle (``sync``): it is bracketed by start and stop records in the trail;
+    the daemon writes those once for its whole run instead. ``mass_change``: the
+    safety limits were lifted (``--allow-mass-change``), which the trail records."""
+    if session:
+        audit.event(START, "Start", f"{session} started", correlation, targets=sorted(targets))
+    settle_pending(audit, {n: o.accounts for n, o in cycle.observed.items()}, correlation)
+    if mass_change:
+        audit.event(
+            OTHER_ACTIVITY,
+            "Safety Override",
+            "--allow-mass-change: safety limits lifted for this run",
+            correlation,
+        )
+    reports = [
+        apply_plan(plan, targets[plan.target], audit, correlation, stopping) for plan in cycle.plans
+    ]
+    if session:
+        audit.event(STOP, "Stop", f"{session} finished: {summary_line(cycle)}", correlation)
+    return reports
+
+
+def counts(cycle: CyclePlan) -> dict[str, int]:
+    """Planned actions by kind, held actions, conflicts, invalid records and targets
+    that could not be observed, over every target (zeros included, in a fixed order)."""
+    tally: Counter[str] = Counter()
+    for plan in cycle.plans:
+        for action in plan.actions:
+            tally["held" if action.held else action.kind.value] += 1
+        tally["conflicts"] += len(plan.conflicts)
+    tally["invalid"] = len(cycle.invalid)
+    tally["target_errors"] = len(cycle.errors)
+    return {
+        k: tally[k]
+        for k in [*(k.value for k in ActionKind), "held", "conflicts", "invalid", "target_errors"]
+    }
+
+
+def summary_line(cycle: CyclePlan) -> str:
+    """``Summary: 3 create, 1 disable`` (or ``nothing to do``): what a cycle plans."""
+    c = counts(cycle)
+    parts = [f"{n} {k.replace('_', ' ')}" for k, n in c.items() if n]
+    return "Summary: " + (", ".join(parts) if parts else "nothing to do")

@@ -1,0 +1,242 @@
+"""The ``ad`` target: user objects in an Active Directory OU (SPEC §3).
+
+Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
+The managed scope is ``base_dn`` (and ``disabled_ou``) plus the person key in
+``key_attribute`` (``employeeID``): nothing else is changed, and of the groups only the
+managed ones, only for managed accounts (the primary group is never touched).
+
+* Observation: one paged search per managed OU reading ``userAccountControl``,
+  ``accountExpires``, ``pwdLastSet``, ``memberOf`` and the templated attributes; one
+  base read per managed group (does it exist); the managers of managed accounts looked
+  up with OR filters of 100 DNs each, so that ``manager`` compares as the sponsor's
+  e-mail.
+* Writes (``targets.ad.writes``): accounts are added disabled with a random password,
+  then enabled by clearing only the ACCOUNTDISABLE bit; ``accountExpires`` carries the
+  access end so AD refuses logons after it even when syncd is down.
+* Credentials are revoked by a random password plus ``pwdLastSet = 0``; an account
+  whose ``pwdLastSet`` is 0 holds no password anyone knows, which makes the revocation
+  observable and idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ldap3.utils.conv import escape_filter_chars
+
+from syncd.config import AdTarget
+from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.errors import PermanentError
+from syncd.targets.ad import values as v
+from syncd.targets.ad.connection import ALREADY_MEMBER, NOT_MEMBER, connect
+from syncd.targets.ad.writes import MANAGER, AccountWriter, Seen
+from syncd.targets.base import BATCH_SIZE, Report, keep_first
+from syncd.targets.directory.operations import (
+    candidates,
+    change_members,
+    check_present,
+    exists,
+    first_conflicts,
+)
+from syncd.targets.directory.values import any_of, chunks, first_int, lowered, normalize_dn, under
+
+log = logging.getLogger(__name__)
+_MEMBERS_PER_MODIFY = 500
+_USER = "(objectCategory=person)(objectClass=user)"
+
+
+def _already(exc: PermanentError) -> str | None:
+    """The note for a membership refusal that means the change is in place, else None."""
+    if exc.code in (20, 68) or exc.subcode == ALREADY_MEMBER:
+        return "already a member"
+    if exc.code == 16 or exc.subcode == NOT_MEMBER:
+        return "already not a member"
+    return None
+
+
+class AdDirectory:
+    """Observe and change the managed OU of one Active Directory domain."""
+
+    batch_size = BATCH_SIZE
+
+    def __init__(self, name: str, config: AdTarget, groups: frozenset[str]) -> None:
+        self.name = name
+        self.config = config
+        self.conn = connect(config, name)
+        self.base = normalize_dn(config.base_dn)
+        self.parked = normalize_dn(config.disabled_ou) if config.disabled_ou else ""
+        self.domain = config.domain_dn()
+        self.groups = groups
+        self.seen = Seen()
+        self.writer = AccountWriter(name, config, self.conn, self.seen)
+
+    # -- observation -------------------------------------------------------------------
+    def _managed(self, ndn: str) -> bool:
+        return (bool(self.parked) and under(ndn, self.parked)) or under(ndn, self.base)
+
+    def observe(self) -> Observed:
+        cfg = self.config
+        self.seen.clear()
+        attrs = [cfg.key_attribute, "sAMAccountName", "userAccountControl", "accountExpires"]
+        attrs += ["pwdLastSet", "memberOf", *cfg.attributes]
+        key_filter = f"(&{_USER}({escape_filter_chars(cfg.key_attribute)}=*))"
+        entries = self.conn.paged(cfg.base_dn, key_filter, attrs)
+        if cfg.disabled_ou:
+            entries += self.conn.paged(cfg.disabled_ou, key_filter, attrs)
+        missing = frozenset(g for g in sorted(self.groups) if not exists(self.conn, g))
+        managed_groups = {normalize_dn(g): g for g in self.groups}
+        decoded = [(dn, lowered(entry)) for dn, entry in sorted(entries, key=lambda e: e[0])]
+        identities = self._identities(decoded)
+        accounts: dict[str, ObservedAccount] = {}
+        for dn, entry in decoded:
+            account = self._account(dn, entry, managed_groups, identities)
+            if account is not None:
+                keep_first(accounts, account, self.name)
+        return Observed(accounts, missing_groups=missing)
+
+    def _account(
+        self,
+        dn: str,
+        entry: dict[str, tuple[str, ...]],
+        managed_groups: dict[str, str],
+        identities: dict[str, str],
+    ) -> ObservedAccount | None:
+        """The managed account an entry is, or None when it is outside the scope; notes
+        its userAccountControl and manager for the writes of this cycle."""
+        cfg = self.config
+        ndn = normalize_dn(dn)
+        keys = entry.get(cfg.key_attribute.lower(), ())
+        if not keys or not self._managed(ndn):
+            return None
+        uac = first_int(entry.get("useraccountcontrol", ()), v.NEW_ACCOUNT_UAC)
+        self.seen.uac[ndn] = uac
+        groups = {managed_groups.get(normalize_dn(g)) for g in entry.get("memberof", ())}
+        attributes = {name: entry.get(name.lower(), ()) for name in cfg.attributes}
+        if attributes.get(MANAGER):
+            manager = attributes[MANAGER][0]
+            self.seen.managers[ndn] = manager
+            attributes[MANAGER] = (identities.get(normalize_dn(manager), manager),)
+        return ObservedAccount(
+            key=keys[0].lower(),
+            ref=dn,
+            username=(entry.get("samaccountname") or ("",))[0],
+            enabled=not uac & v.ACCOUNTDISABLE,
+            expiry=v.from_filetime(first_int(entry.get("accountexpires", ()), 0)),
+            has_credentials=first_int(entry.get("pwdlastset", ()), 0) != 0,
+            groups=frozenset(g for g in groups if g),
+            attributes=attributes,
+        )
+
+    def _identities(self, decoded: list[tuple[str, dict[str, tuple[str, ...]]]]) -> dict[str, str]:
+        """Normalized manager DN -> the manager's e-mail (else UPN), as sponsors are
+        written in contracts; one search per 100 distinct managers."""
+        if MANAGER not in self.config.attributes:
+            return {}
+        managers = sorted({e[MANAGER][0] for _, e in decoded if e.get(MANAGER)})
+        found: dict[str, str] = {}
+        for chunk in chunks(managers):
+            for dn, entry in self.conn.paged(
+                self.domain, any_of("distinguishedName", chunk), ["mail", "userPrincipalName"]
+            ):
+                attributes = lowered(entry)
+                name = (attributes.get("mail") or attributes.get("userprincipalname") or ("",))[0]
+                if name:
+                    found[normalize_dn(dn)] = name.lower()
+                    self.seen.sponsors[name.lower()] = dn
+        return found
+
+    # -- conflicts ---------------------------------------------------------------------
+    def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
+        """Per person about to be created: a username AD cannot take, a key that does not
+        fit ``key_attribute``, or an unmanaged object holding the sAMAccountName, the
+        userPrincipalName or the person key. Up to ``SCAN_ABOVE`` people are looked up
+        with OR filters, more with one paged scan of the domain's accounts."""
+        cfg = self.config
+        conflicts: dict[str, Conflict] = {}
+        lookup: list[tuple[str, str]] = []
+        for person, name in wanted:
+            problem = v.sam_problem(name) or v.key_problem(cfg.key_attribute, person)
+            if problem:
+                fix = "give the contract a username AD accepts (username: field)"
+                if not v.sam_problem(name):
+                    fix = "give the contracts a shorter person: key, or set key_attribute"
+                reason = f"{problem} (fix: {fix})"
+                conflicts[person] = Conflict(self.name, person, name, "", reason)
+            else:
+                lookup.append((person, name))
+        if not lookup:
+            return conflicts
+        key, upn = cfg.key_attribute, cfg.upn_domain()
+        found = candidates(
+            self.conn,
+            cfg.conflict_base or self.domain,
+            f"(|(sAMAccountName=*)({escape_filter_chars(key)}=*))",
+            [
+                any_of("sAMAccountName", [name])
+                + any_of("userPrincipalName", [f"{name}@{upn}"])
+                + any_of(key, [person])
+                for person, name in lookup
+            ],
+            ["sAMAccountName", "userPrincipalName", key],
+        )
+        by_value: dict[str, list[tuple[str, dict[str, tuple[str, ...]]]]] = {}
+        for dn, raw in found:
+            entry = lowered(raw)
+            values = entry.get("samaccountname", ()) + entry.get(key.lower(), ())
+            values += tuple(u.split("@", 1)[0] for u in entry.get("userprincipalname", ()))
+            for value in {x.lower() for x in values}:
+                by_value.setdefault(value, []).append((dn, entry))
+        conflicts.update(first_conflicts(self.name, lookup, by_value, self._conflict_reason))
+        return conflicts
+
+    def _conflict_reason(
+        self, dn: str, entry: dict[str, tuple[str, ...]], person: str, name: str
+    ) -> str:
+        key_attr = self.config.key_attribute
+        keys = {k.lower() for k in entry.get(key_attr.lower(), ())}
+        names = {n.lower() for n in entry.get("samaccountname", ())}
+        upns = {u.lower() for u in entry.get("userprincipalname", ())}
+        upn = f"{name}@{self.config.upn_domain()}".lower()
+        if person in keys and not self._managed(normalize_dn(dn)):
+            return f"an account outside {self.config.base_dn} carries this person's {key_attr}"
+        if (name.lower() in names or upn in upns) and person not in keys:
+            owner = f"person {sorted(keys)[0]!r}" if keys else f"no {key_attr}"
+            return f"username {name!r} is taken by an unmanaged account ({owner})"
+        return ""
+
+    # -- changes -----------------------------------------------------------------------
+    def apply(self, actions: Sequence[Action], report: Report) -> None:
+        if not actions:
+            return
+        kind = actions[0].kind
+        if kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
+            self._members(actions, report)
+            return
+        if kind in (ActionKind.CREATE, ActionKind.UPDATE):
+            self.writer.resolve_sponsors(actions)
+        for action in actions:
+            try:
+                dn = self.writer.dn_for(action)
+                dn, detail = self.writer.one(action, dn)
+            except PermanentError as exc:
+                report(Outcome(action, False, str(exc), action.ref))
+            else:
+                report(Outcome(action, True, detail, dn))
+
+    def _members(self, actions: Sequence[Action], report: Report) -> None:
+        """One modify of a group's ``member`` per 500 accounts; a refused batch is sent
+        again one account at a time, "already a member" / "not a member" count as done."""
+        change_members(
+            self.conn, actions, self.writer.dn_for, "member", _already, report, _MEMBERS_PER_MODIFY
+        )
+
+    def check(self) -> list[str]:
+        cfg = self.config
+        wanted = [("base_dn", cfg.base_dn)]
+        wanted += [("disabled_ou", cfg.disabled_ou)] if cfg.disabled_ou else []
+        wanted += [("group", g) for g in sorted(self.groups)]
+        return check_present(self.conn, self.name, wanted)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,133 @@
+"""An in-memory target: accounts and groups in dictionaries, changed by actions the way
+a directory would change them.
+
+Used by unit tests of ``syncd.apply``, ``syncd.engine`` and ``syncd.daemon``, which need
+a target whose state they can read and whose faults they choose, without a server (as
+httpx ships ``MockTransport``). Not a configurable target kind: tests hand it to the
+engine in place of the targets a config names. A ``fault`` callable decides, per action,
+whether the target refuses it (``PermanentError``: reported as failed) or is unreachable
+(``TemporaryError``: raised, as a real target does after its retries).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.errors import PermanentError, TargetError
+from syncd.targets.base import BATCH_SIZE, Report
+
+Fault = Callable[[Action], TargetError | None]
+
+
+def no_fault(_action: Action) -> TargetError | None:
+    return None
+
+
+@dataclass
+class Unmanaged:
+    """An account syncd does not manage, standing where a new account might go."""
+
+    username: str
+    key: str = ""  # its person key, when it carries one outside the managed scope
+
+
+@dataclass
+class MemoryTarget:
+    """Holds managed accounts by person key and the members of each group."""
+
+    name: str = "memory"
+    groups: Mapping[str, set[str]] = field(default_factory=dict)  # group -> member keys
+    managed: frozenset[str] = frozenset()  # groups the config maps roles to
+    batch_size: int = BATCH_SIZE
+    fault: Fault = no_fault
+    accounts: dict[str, ObservedAccount] = field(default_factory=dict)
+    unmanaged: list[Unmanaged] = field(default_factory=list)
+    batches: list[tuple[ActionKind, int]] = field(default_factory=list)  # what apply got
+    closed: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def observe(self) -> Observed:
+        with self._lock:
+            accounts = {
+                key: replace(
+                    account,
+                    groups=frozenset(g for g, keys in self.groups.items() if key in keys),
+                )
+                for key, account in self.accounts.items()
+            }
+        return Observed(accounts, missing_groups=self.managed - set(self.groups))
+
+    def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
+        conflicts: dict[str, Conflict] = {}
+        for person, name in wanted:
+            for other in self.unmanaged:
+                if other.key == person:
+                    reason = "an account outside the managed scope carries this person's key"
+                elif other.username.lower() == name.lower():
+                    reason = f"username {name!r} is taken by an unmanaged account"
+                else:
+                    continue
+                conflicts[person] = Conflict(self.name, person, name, other.username, reason)
+                break
+        return conflicts
+
+    def apply(self, actions: Sequence[Action], report: Report) -> None:
+        self.batches.append((actions[0].kind, len(actions)))
+        for action in actions:
+            error = self.fault(action)
+            if isinstance(error, PermanentError):
+                report(Outcome(action, False, str(error), action.ref))
+                continue
+            if error is not None:
+                raise error
+            with self._lock:
+                report(self._change(action))
+
+    def _change(self, action: Action) -> Outcome:
+        key, kind = action.person, action.kind
+        if kind is ActionKind.CREATE:
+            self.accounts[key] = ObservedAccount(
+                key=key,
+                ref=f"mem:{action.username}",
+                username=action.username,
+                enabled=True,
+                expiry=action.expiry,
+                has_credentials=False,
+                attributes=dict(action.changes),
+            )
+            return Outcome(action, True, "", f"mem:{action.username}")
+        account = self.accounts.get(key)
+        if account is None:
+            return Outcome(action, False, f"{self.name}: no account for {key}", action.ref)
+        if kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
+            if action.group not in self.groups:
+                return Outcome(action, False, f"{self.name}: no group {action.group}", account.ref)
+            members = self.groups[action.group]
+            (members.add if kind is ActionKind.ADD_MEMBER else members.discard)(key)
+        elif kind is ActionKind.DELETE:
+            del self.accounts[key]
+        else:
+            self.accounts[key] = _changed(account, action)
+        return Outcome(action, True, "", account.ref)
+
+    def check(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _changed(account: ObservedAccount, action: Action) -> ObservedAccount:
+    kind = action.kind
+    if kind is ActionKind.DISABLE:
+        return replace(account, enabled=False)
+    if kind is ActionKind.ENABLE:
+        return replace(account, enabled=True)
+    if kind is ActionKind.REVOKE_CREDENTIALS:
+        return replace(account, has_credentials=False)
+    if kind is ActionKind.SET_EXPIRY:
+        return replace(account, expiry=action.expiry)
+    return replace(account, attributes={**account.attributes, **action.changes})
