@@ -1,4 +1,4 @@
-"""Run a target's plan: audit intent, send, audit outcome; report what happened.
+"""Run a target's plan: audit intent, send, read back, audit outcome; report.
 
 Called by ``syncd.engine.run_cycle`` for each target after planning. Actions go out in
 plan order, in chunks of one kind (the target's ``batch_size``): the chunk's intents
@@ -7,6 +7,13 @@ change without its intent on disk. A failed create skips the rest of that person
 actions; other failures are reported and the cycle goes on. When the target is
 unreachable even after retries, the rest of its plan is reported as not attempted:
 every action ends up done, failed or not attempted, none is lost.
+
+An outcome is a statement about the target, checked: after each chunk the touched
+accounts and groups are read back (``Target.read_back``, a few requests per chunk) and
+each answer is verified against what the action meant (``core.verify``); a change the
+target did not keep is a Failure naming what it holds, and the next cycle plans it
+again. Members outside the managed scope that changed under a membership chunk are
+recorded as collateral changes, never repaired.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syncd.audit import AuditWriter
-from syncd.core.model import Action, ActionKind, Outcome, TargetPlan
-from syncd.errors import TemporaryError
+from syncd.core.model import Action, ActionKind, Collateral, Outcome, ReadBack, TargetPlan
+from syncd.core.verify import CHECKED, collateral, verified
+from syncd.errors import TargetError, TemporaryError
 from syncd.targets.base import Target
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,7 @@ class ApplyReport:
     done: list[Outcome] = field(default_factory=list)
     failed: list[Outcome] = field(default_factory=list)
     skipped: list[Action] = field(default_factory=list)
+    collateral: list[Collateral] = field(default_factory=list)
     unavailable: str = ""
 
     @property
@@ -47,66 +56,133 @@ def apply_plan(
 ) -> ApplyReport:
     """Run ``plan``; ``stopping`` is asked between chunks (the daemon's SIGTERM): the
     write in flight finishes, the rest is reported as not attempted."""
-    report = ApplyReport(plan.target)
+    run = _Run(target, audit, correlation, ApplyReport(plan.target))
     for action in plan.held:
         audit.held(action, correlation)
     for conflict in plan.conflicts:
         audit.conflict(conflict, correlation)
-    failed_creates: set[str] = set()
+    report = run.report
     chunk = target.batch_size
     pending: list[Action] = []
     for action in plan.runnable:
         if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
-            _send(pending, target, audit, correlation, report, failed_creates)
+            run.send(pending)
             pending = []
         # Asked between chunks only: the chunk being gathered is sent whole.
         stop = not pending and stopping()
-        if report.unavailable or stop or action.person in failed_creates:
+        if report.unavailable or stop or action.person in run.failed_creates:
             report.skipped.append(action)
             continue
         pending.append(action)
     if pending and not report.unavailable:
-        _send(pending, target, audit, correlation, report, failed_creates)
+        run.send(pending)
     audit.sync()
     return report
 
 
-def _send(
-    chunk: list[Action],
-    target: Target,
-    audit: AuditWriter,
-    correlation: str,
-    report: ApplyReport,
-    failed_creates: set[str],
-) -> None:
-    for action in chunk:
-        audit.intent(action, correlation)
-    audit.sync()
-    answered: set[int] = set()
+@dataclass
+class _Run:
+    """One target's plan being carried out: what it has learned so far."""
 
-    def record(outcome: Outcome) -> None:
-        answered.add(id(outcome.action))
-        audit.outcome(outcome, correlation)
-        if outcome.ok:
-            report.done.append(outcome)
-            return
-        report.failed.append(outcome)
-        log.warning(
-            "%s %s %s failed: %s",
-            target.name,
-            outcome.action.kind.value,
-            outcome.action.username,
-            outcome.detail,
-            extra={"target": target.name, "account": outcome.action.username, "cycle": correlation},
-        )
-        if outcome.action.kind is ActionKind.CREATE:
-            failed_creates.add(outcome.action.person)
+    target: Target
+    audit: AuditWriter
+    correlation: str
+    report: ApplyReport
+    failed_creates: set[str] = field(default_factory=set)
+    # members outside the managed scope, per group, as last read
+    others: dict[str, frozenset[str]] = field(default_factory=dict)
 
-    try:
-        target.apply(chunk, record)
-    except TemporaryError as exc:
-        report.unavailable = f"target {target.name} unavailable: {exc}"
-        log.error("%s", report.unavailable, extra={"target": target.name, "cycle": correlation})
+    def send(self, chunk: list[Action]) -> None:
+        """Intents on disk, the writes, the read-back, the outcomes."""
+        for action in chunk:
+            self.audit.intent(action, self.correlation)
+        self.audit.sync()
+        groups = sorted({a.group for a in chunk if a.group})
+        self._read_before(chunk[0].kind, groups)
+        answers: list[Outcome] = []
+        try:
+            self.target.apply(chunk, answers.append)
+        except TemporaryError as exc:
+            self.report.unavailable = f"target {self.target.name} unavailable: {exc}"
+            log.error("%s", self.report.unavailable, extra=self._context())
+        kind = chunk[0].kind
+        read = None if self.report.unavailable else self._read_after(kind, answers, groups)
+        for outcome in answers:
+            self._record(verified(outcome, read) if read is not None else outcome)
+        answered = {id(o.action) for o in answers}
         for action in chunk:
             if id(action) not in answered:
-                record(Outcome(action, None, f"outcome unknown, checked next cycle: {exc}"))
+                note = f"outcome unknown, checked next cycle: {self.report.unavailable}"
+                self._record(Outcome(action, None, note))
+        if read is not None:
+            self._collateral(read, groups)
+
+    def _read_before(self, kind: ActionKind, groups: list[str]) -> None:
+        """The members outside the managed scope of groups not read yet this cycle."""
+        unseen = [g for g in groups if g not in self.others]
+        if not unseen:
+            return
+        try:
+            self.others.update(self.target.read_back(kind, [], unseen).others)
+        except TargetError as exc:
+            log.warning("%s: groups not read before the change: %s", self.target.name, exc)
+
+    def _read_after(
+        self, kind: ActionKind, answers: list[Outcome], groups: list[str]
+    ) -> ReadBack | None:
+        """What the target holds now: the groups of a membership chunk (that is where
+        memberships are judged), or the accounts it answered success for."""
+        wanted = [
+            (o.action.person, o.ref or o.action.ref)
+            for o in answers
+            if o.ok and o.action.kind in CHECKED and not o.action.group
+        ]
+        if kind not in CHECKED or not (wanted or groups):
+            return None
+        try:
+            return self.target.read_back(kind, wanted, groups)
+        except TargetError as exc:
+            log.warning(
+                "%s: changes not verified, the read-back failed: %s",
+                self.target.name,
+                exc,
+                extra=self._context(),
+            )
+            return None
+
+    def _collateral(self, read: ReadBack, groups: list[str]) -> None:
+        for change in collateral(self.target.name, self.others, read.others, groups):
+            self.report.collateral.append(change)
+            self.audit.collateral(change, self.correlation)
+            log.error(
+                "%s: members outside the managed scope changed in %s: %d vanished, %d "
+                "appeared (recorded, not repaired)",
+                self.target.name,
+                change.group,
+                len(change.vanished),
+                len(change.appeared),
+                extra=self._context(),
+            )
+        self.others.update({g: read.others[g] for g in groups if g in read.others})
+
+    def _record(self, outcome: Outcome) -> None:
+        self.audit.outcome(outcome, self.correlation)
+        if outcome.ok:
+            self.report.done.append(outcome)
+            return
+        self.report.failed.append(outcome)
+        action = outcome.action
+        log.warning(
+            "%s %s %s failed: %s",
+            self.target.name,
+            action.kind.value,
+            action.username,
+            outcome.detail,
+            extra=self._context(action.username),
+        )
+        if action.kind is ActionKind.CREATE:
+            self.failed_creates.add(action.person)
+
+    def _context(self, account: str = "") -> dict[str, str]:
+        context = {"target": self.target.name, "cycle": self.correlation}
+        return {**context, "account": account} if account else context

@@ -1,7 +1,9 @@
 """The ``syncd`` command line (SPEC §7). Entry point: ``main``.
 
 Exit codes: 0 success; 1 some changes failed (or a conflict, or a target could not be
-observed); 2 usage, config or source error; 3 something held by a safety limit.
+observed; ``attest``: a violation found); 2 usage, config or source error; 3 something
+held by a safety limit; 4 the audit trail was tampered with. The commands that only
+read live in ``syncd.commands``.
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from syncd import __version__, logfmt, report
+from syncd import __version__, commands, logfmt, report
 from syncd.audit import AuditWriter
 from syncd.audit.chain import Sealer
 from syncd.audit.verify import verify
 from syncd.audit.writer import rotated_files
+from syncd.commands import FAILED, HELD, OK, TAMPERED, USAGE
 from syncd.config import Config, config_path, load_config
-from syncd.core.desired import resolve
-from syncd.core.model import PersonState
 from syncd.core.timeutil import parse_duration, parse_instant
 from syncd.daemon import Controls, Daemon
 from syncd.engine import (
@@ -37,7 +38,6 @@ from syncd.engine import (
     open_target,
     open_targets,
     plan_cycle,
-    read_source,
     run_cycle,
 )
 from syncd.errors import ConfigError, SourceError, SyncdError
@@ -45,7 +45,6 @@ from syncd.state import StateLocked
 from syncd.targets.base import Target
 
 log = logging.getLogger("syncd")
-OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
 # What ``signal.signal`` returns: a function, SIG_DFL or SIG_IGN, or None (set outside Python)
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -146,7 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     expiring = sub.add_parser("expiring", help="list access ending soon")
     expiring.add_argument("--within", default="14d", help="window, e.g. 14d (default)")
     expiring.add_argument("--json", action="store_true")
-    expiring.set_defaults(func=_expiring)
+    expiring.set_defaults(func=commands.expiring)
+
+    attest = sub.add_parser("attest", help="check the managed scopes against the contracts")
+    attest.add_argument("--target", action="append", default=[], help="only this target")
+    attest.add_argument("--json", action="store_true", help="machine-readable output")
+    attest.set_defaults(func=commands.attest)
     return parser
 
 
@@ -272,7 +276,7 @@ def _sync(args: argparse.Namespace) -> int:
                 correlation,
                 session="sync",
                 mass_change=args.allow_mass_change,
-            )
+            ).reports
     finally:
         close_all(targets)
     print(report.render_results(reports))
@@ -344,44 +348,3 @@ def _verify(args: argparse.Namespace) -> int:
     if not result.files:
         return USAGE
     return OK if result.ok else TAMPERED
-
-
-def _expiring(args: argparse.Namespace) -> int:
-    config = _config(args)
-    try:
-        within = parse_duration(args.within)
-    except ValueError as exc:
-        raise SyncdError(f"--within: {exc}") from exc
-    now = _now()
-    people = resolve(read_source(config).contracts, config.core_policy(), now)
-    horizon = now + within
-    ending = [
-        p
-        for p in people.values()
-        if p.state is PersonState.ACTIVE and p.access_end is not None and p.access_end <= horizon
-    ]
-    rows = report.expiring_rows(ending)
-    if args.json:
-        print(
-            json.dumps(
-                {"format": "syncd.expiring/1", "within": args.within, "people": rows},
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
-        return OK
-    if not rows:
-        print(f"No access ends within {args.within}.")
-    for row in rows:
-        left = _left(datetime.fromisoformat(row["end"].replace("Z", "+00:00")) - now)
-        sponsor = f" sponsor {row['sponsor']}" if row["sponsor"] else ""
-        print(
-            f"{row['end']}  in {left:>7}  {row['username']} ({row['person']}) "
-            f"contract {', '.join(row['contract_ids'])}{sponsor}"
-        )
-    return OK
-
-
-def _left(delta: timedelta) -> str:
-    hours = int(delta.total_seconds() // 3600)
-    return f"{hours // 24}d{hours % 24}h" if hours >= 24 else f"{hours}h"

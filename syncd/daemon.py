@@ -9,8 +9,9 @@ handing it in-memory targets through ``open_targets``.
 The loop runs a cycle (``syncd.engine``) when the schedule says so (``syncd.watch``:
 every ``daemon.interval``, at the next grant time or access end, after a backoff) or
 when the source file changed, and sleeps in between. Contracts come from the fail-safe
-source (``syncd.watch.SourceWatch``). After each cycle it records metrics
-(``syncd.metrics``), sets the health state and tells systemd how things stand
+source (``syncd.watch.SourceWatch``). After each cycle it attests every target it
+observed (``syncd.core.attest``: one record per target in the audit trail), records
+metrics (``syncd.metrics``), sets the health state and tells systemd how things stand
 (``syncd.sdnotify``). One instance per state directory (``syncd.state``).
 """
 
@@ -30,6 +31,7 @@ from syncd.apply import ApplyReport
 from syncd.audit import AuditWriter
 from syncd.audit.records import START, STOP
 from syncd.config import Config, load_config
+from syncd.core.attest import Attestation
 from syncd.core.desired import next_boundary
 from syncd.core.model import PersonState
 from syncd.engine import CyclePlan, close_all, gc_relaxed, plan_cycle, run_cycle
@@ -202,6 +204,7 @@ class Daemon:
             )
             return
         self.schedule.boundary = next_boundary(reading.source.contracts, config.core_policy(), now)
+        correlation = str(uuid.uuid4())
         try:
             if not self.targets:
                 self.targets = self.open_targets(config)
@@ -213,13 +216,11 @@ class Daemon:
                     source=reading.source,
                     expiries_only=bool(reading.degraded),
                 )
-                reports = run_cycle(
-                    cycle, self.targets, audit, str(uuid.uuid4()), stopping=self.stopping
-                )
+                run = run_cycle(cycle, self.targets, audit, correlation, stopping=self.stopping)
         except SyncdError as exc:
             self._failed(str(exc), CycleResult.FAILED)
             return
-        self._finished(cycle, reports, reading, time.monotonic() - started)
+        self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
 
     def _failed(self, reason: str, result: CycleResult) -> None:
         """No cycle could run: back off, and say so."""
@@ -234,7 +235,12 @@ class Daemon:
         log.error("cycle failed (%s); next try in %.0fs", reason, delay)
 
     def _finished(
-        self, cycle: CyclePlan, reports: list[ApplyReport], reading: Reading, seconds: float
+        self,
+        cycle: CyclePlan,
+        reports: list[ApplyReport],
+        attestations: list[Attestation],
+        reading: Reading,
+        seconds: float,
     ) -> None:
         """A cycle ran: record it, and tell the health endpoint and systemd."""
         result, reason = verdict(cycle, reports, reading.degraded)
@@ -245,6 +251,7 @@ class Daemon:
             result=result,
             seconds=seconds,
             finished=time.time(),
+            attestations=attestations,
         )
         self.schedule.finished(succeeded=result.succeeded)
         if result.succeeded:

@@ -2,7 +2,7 @@
 
 A cycle is a pipeline: ``read_source`` (records, validated into contracts) →
 ``plan_cycle`` (resolve people, observe and plan every target) → ``run_cycle`` (audit
-start, settle intents a crash left open, apply, audit stop). The source is read once
+start, settle intents a crash left open, apply, attest, audit stop). The source is read once
 and fully validated before any target is touched: a source that cannot be read changes
 nothing anywhere. ``open_target`` is the one place that knows which package serves
 which ``type:`` of target.
@@ -23,6 +23,7 @@ from syncd.audit import AuditWriter
 from syncd.audit.records import OTHER_ACTIVITY, START, STOP
 from syncd.audit.settle import settle_pending
 from syncd.config import AdTarget, Config, LdapTarget, ScimTarget
+from syncd.core.attest import Attestation, attest
 from syncd.core.contracts import RawRecord, validate
 from syncd.core.desired import resolve
 from syncd.core.model import (
@@ -35,6 +36,7 @@ from syncd.core.model import (
     TargetPlan,
 )
 from syncd.core.plan import plan_target
+from syncd.core.policy import TargetPolicy
 from syncd.errors import SyncdError, TargetError
 from syncd.sources import file as file_source
 from syncd.targets.ad import AdDirectory
@@ -66,6 +68,15 @@ class CyclePlan:
     plans: list[TargetPlan] = field(default_factory=list)
     observed: dict[str, Observed] = field(default_factory=dict)  # by target
     errors: dict[str, str] = field(default_factory=dict)  # target -> why it has no plan
+    policies: dict[str, TargetPolicy] = field(default_factory=dict)  # of observed targets
+
+
+@dataclass(frozen=True)
+class CycleRun:
+    """What carrying out a cycle did: per target, its results and its attestation."""
+
+    reports: list[ApplyReport]
+    attestations: list[Attestation]
 
 
 def read_source(config: Config) -> SourceRead:
@@ -153,9 +164,10 @@ def plan_cycle(
             log.error("%s: cannot observe: %s", name, exc, extra={"target": name})
             continue
         cycle.observed[name] = observed
+        cycle.policies[name] = config.target_policy(name)
         cycle.plans.append(
             plan_target(
-                config.target_policy(name),
+                cycle.policies[name],
                 people,
                 observed,
                 now,
@@ -194,12 +206,13 @@ def run_cycle(
     session: str = "",
     mass_change: bool = False,
     stopping: Callable[[], bool] = lambda: False,
-) -> list[ApplyReport]:
+) -> CycleRun:
     """Carry out a planned cycle: settle the intents a crash left open (against what
-    the cycle observed), then apply every target's plan. ``session`` names a run that
-    is one cycle (``sync``): it is bracketed by start and stop records in the trail;
-    the daemon writes those once for its whole run instead. ``mass_change``: the
-    safety limits were lifted (``--allow-mass-change``), which the trail records."""
+    the cycle observed), apply every target's plan, then attest each target's managed
+    scope (one record per target). ``session`` names a run that is one cycle
+    (``sync``): it is bracketed by start and stop records in the trail; the daemon
+    writes those once for its whole run instead. ``mass_change``: the safety limits
+    were lifted (``--allow-mass-change``), which the trail records."""
     if session:
         audit.event(START, "Start", f"{session} started", correlation, targets=sorted(targets))
     settle_pending(audit, {n: o.accounts for n, o in cycle.observed.items()}, correlation)
@@ -213,9 +226,24 @@ def run_cycle(
     reports = [
         apply_plan(plan, targets[plan.target], audit, correlation, stopping) for plan in cycle.plans
     ]
+    attestations = attest_cycle(cycle, reports)
+    for attestation in attestations:
+        audit.attestation(attestation, correlation)
     if session:
         audit.event(STOP, "Stop", f"{session} finished: {summary_line(cycle)}", correlation)
-    return reports
+    audit.sync()
+    return CycleRun(reports, attestations)
+
+
+def attest_cycle(cycle: CyclePlan, reports: Sequence[ApplyReport] = ()) -> list[Attestation]:
+    """One attestation per target the cycle observed, from what it observed, with the
+    violations its own changes (``reports``) corrected marked so. ``syncd attest``
+    calls it without changes."""
+    outcomes = {report.target: [*report.done, *report.failed] for report in reports}
+    return [
+        attest(cycle.policies[name], cycle.people, observed, cycle.at, outcomes.get(name, ()))
+        for name, observed in sorted(cycle.observed.items())
+    ]
 
 
 def counts(cycle: CyclePlan) -> dict[str, int]:

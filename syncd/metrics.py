@@ -1,11 +1,12 @@
 """Prometheus metrics and the ``/healthz`` endpoint of ``syncd run``.
 
 Called by ``syncd.daemon``: it records each finished cycle with ``Metrics.record_cycle``
-(or ``cycle_failed`` when none could run), each source read with ``source_read``, and
-sets the health state as things happen. One small threaded HTTP server (``serve``)
-serves ``/metrics`` (the Prometheus text format) and ``/healthz`` (200 or 503 with a
-JSON reason). Metric names and labels are referenced by ``config/alerts.yaml`` and
-listed in ``docs/operations.md``; renaming one is a breaking change.
+(the cycle, its results and its attestations, ``syncd.core.attest``; ``cycle_failed``
+when none could run), each source read with ``source_read``, and sets the health state
+as things happen. One small threaded HTTP server (``serve``) serves ``/metrics`` (the
+Prometheus text format) and ``/healthz`` (200 or 503 with a JSON reason). Metric names
+and labels are referenced by ``config/alerts.yaml`` and listed in
+``docs/operations.md``; renaming one is a breaking change.
 
 This module sits below the engine: it reads a cycle through the ``CycleFacts`` and
 ``TargetResults`` shapes, which ``syncd.engine.CyclePlan`` and ``syncd.apply.ApplyReport``
@@ -28,11 +29,13 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from syncd.core.attest import Attestation, ViolationKind
 from syncd.core.desired import effective_end, in_effect
 from syncd.core.model import (
     Action,
     ActionKind,
     Cause,
+    Collateral,
     Contract,
     InvalidRecord,
     Observed,
@@ -86,6 +89,8 @@ class TargetResults(Protocol):
     def failed(self) -> Sequence[Outcome]: ...
     @property
     def skipped(self) -> Sequence[Action]: ...
+    @property
+    def collateral(self) -> Sequence[Collateral]: ...
 
 
 class Metrics:
@@ -141,7 +146,25 @@ class Metrics:
         )
         self.expired_enabled = Gauge(
             "syncd_expired_enabled_accounts",
-            "Accounts whose access ended that are still enabled",
+            "Accounts whose access ended that are still enabled, as observed",
+            ["target"],
+            registry=r,
+        )
+        self.violations = Gauge(
+            "syncd_attestation_violations",
+            "Violations of the last attestation that stand after the cycle",
+            ["target", "kind"],
+            registry=r,
+        )
+        self.unverified = Counter(
+            "syncd_unverified_changes",
+            "Changes the target did not hold when read back",
+            ["target", "kind"],
+            registry=r,
+        )
+        self.collateral = Counter(
+            "syncd_collateral_changes",
+            "Managed groups whose members outside the managed scope changed under a write",
             ["target"],
             registry=r,
         )
@@ -173,10 +196,12 @@ class Metrics:
         result: CycleResult,
         seconds: float,
         finished: float,
+        attestations: Sequence[Attestation],
     ) -> None:
         """Everything a finished cycle tells: its duration and result, the contracts and
-        accounts it saw, and what became of each action. ``finished`` is the Unix time
-        the cycle ended; an expiry's lag is measured to it."""
+        accounts it saw, what became of each action, and what its attestations found
+        (one per target observed). ``finished`` is the Unix time the cycle ended; an
+        expiry's lag is measured to it."""
         self.cycle_duration.observe(seconds)
         self.invalid.set(len(cycle.invalid))
         self._contract_states(cycle, policy)
@@ -184,6 +209,8 @@ class Metrics:
             self._plan(plan, cycle.observed[plan.target])
         for target in results:
             self._results(target, cycle.people, finished)
+        for attestation in attestations:
+            self._attestation(attestation)
         ends = [p.access_end for p in cycle.people.values() if p.access_end is not None]
         self.next_expiry.set(min(ends).timestamp() if ends else 0)
         if result.succeeded:
@@ -215,22 +242,33 @@ class Metrics:
     def _results(
         self, target: TargetResults, people: Mapping[str, Person], finished: float
     ) -> None:
-        """Each action's result, how late contract ends were carried out, and how many
-        ended accounts are still enabled (failed, unknown or never sent disables)."""
-        undone = 0
+        """Each action's result, changes the read-back did not confirm, collateral
+        changes, and how late contract ends were carried out."""
+        name = target.target
+        self.collateral.labels(name).inc(len(target.collateral))
+        for kind in ActionKind:  # every series from 0 on, so that increase() sees the first
+            self.unverified.labels(name, kind.value)
         for outcome in (*target.done, *target.failed):
             action = outcome.action
             result = {True: "success", False: "failure", None: "unknown"}[outcome.ok]
-            self.actions.labels(target.target, action.kind.value, result).inc()
+            self.actions.labels(name, action.kind.value, result).inc()
+            if outcome.verified is False:
+                self.unverified.labels(name, action.kind.value).inc()
             if action.kind is not ActionKind.DISABLE or action.cause is not Cause.CONTRACT:
                 continue
             person = people.get(action.person)
             if outcome.ok and person is not None and person.last_end is not None:
                 self.expiry_lag.observe(max(0.0, finished - person.last_end.timestamp()))
-            elif not outcome.ok:
-                undone += 1
-        undone += sum(1 for a in target.skipped if a.kind is ActionKind.DISABLE)
-        self.expired_enabled.labels(target.target).set(undone)
+
+    def _attestation(self, attestation: Attestation) -> None:
+        """What observe() saw, less what the cycle's own changes corrected: an account
+        whose access ended and that is still enabled shows whatever the reason (a failed
+        or unverified disable, a disable never sent, a hand-made change)."""
+        standing = Tally(v.kind for v in attestation.outstanding)
+        name = attestation.target
+        self.expired_enabled.labels(name).set(standing[ViolationKind.ENDED_ENABLED])
+        for kind in ViolationKind:
+            self.violations.labels(name, kind.value).set(standing[kind])
 
 
 @dataclass

@@ -1,14 +1,17 @@
-"""Plans and results for people (one line per change) and for machines (``--json``).
+"""Plans, results and attestations for people (one line per change or violation) and
+for machines (``--json``).
 
-Called by the CLI. The JSON form is versioned (``"format": "syncd.plan/1"``) and
-documented in the README; fields are only ever added to it.
+Called by the CLI. The JSON forms are versioned (``"format": "syncd.plan/1"``,
+``"syncd.attest/1"``) and documented in the README; fields are only ever added to them.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from syncd.apply import ApplyReport
+from syncd.core.attest import Attestation, ViolationKind
 from syncd.core.model import Action, ActionKind, Person
 from syncd.core.timeutil import iso_utc
 from syncd.engine import CyclePlan, counts, summary_line
@@ -143,3 +146,72 @@ def expiring_rows(people: list[Person]) -> list[dict[str, Any]]:
         }
         for person in ending
     ]
+
+
+# How to put each kind of violation right, for the person reading ``syncd attest``
+FIXES = {
+    ViolationKind.ENDED_ENABLED: "disable the account (syncd sync does), then find out "
+    "who enabled it",
+    ViolationKind.UNGRANTED_GROUP: "remove it from the group (syncd sync does), or give the "
+    "person a role that grants it",
+    ViolationKind.CREDENTIALS_ON_DISABLED: "revoke its credentials (syncd sync does)",
+    ViolationKind.EXPIRY_BEYOND_END: "set the expiry to the access end (syncd sync does)",
+}
+
+
+def render_attestations(attestations: list[Attestation], errors: dict[str, str]) -> str:
+    """``syncd attest`` for a person: per target the counts, one line per violation
+    with its fix, and the digest; then a verdict."""
+    out = []
+    for name, error in sorted(errors.items()):
+        out.append(f"{name}: NOT ATTESTED: {error}")
+    for a in attestations:
+        c = a.counts
+        out.append(f"{a.target}: attested at {iso_utc(a.at)}")
+        out.append(
+            f"  {c.accounts} managed accounts: {c.enabled} enabled, {c.disabled} disabled, "
+            f"{c.orphans} without a contract"
+        )
+        out.append(f"  people in the source: {c.active} active, {c.future} future, {c.ended} ended")
+        for v in a.violations:
+            out.append(f"  ✗ {v.kind.value:<23} {v.username} ({v.person}): {v.detail}")
+            out.append(f"    fix: {FIXES[v.kind]}")
+        out.append(f"  digest sha256:{a.digest}")
+    found = sum(len(a.violations) for a in attestations)
+    if found:
+        out.append(f"{found} violation{'s' if found != 1 else ''} found.")
+    elif not errors:
+        out.append("Clean: no violations.")
+    return "\n".join(out)
+
+
+def attestations_json(
+    attestations: list[Attestation], errors: dict[str, str], recorded: bool
+) -> dict[str, Any]:
+    """``syncd attest --json``; ``recorded``: whether the audit trail holds them."""
+    return {
+        "format": "syncd.attest/1",
+        "recorded": recorded,
+        "targets": [
+            {
+                "name": a.target,
+                "at": iso_utc(a.at),
+                "clean": a.clean,
+                "counts": asdict(a.counts),
+                "violations": [
+                    {
+                        "kind": v.kind.value,
+                        "person": v.person,
+                        "username": v.username,
+                        "group": v.group or None,
+                        "detail": v.detail,
+                        "fix": FIXES[v.kind],
+                    }
+                    for v in a.violations
+                ],
+                "digest": a.digest,
+            }
+            for a in attestations
+        ],
+        "target_errors": dict(sorted(errors.items())),
+    }

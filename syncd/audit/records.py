@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd import __version__
-from syncd.core.model import Action, ActionKind, Conflict, Outcome
+from syncd.core.model import Action, ActionKind, Collateral, Conflict, Outcome
 
 OCSF_VERSION = "1.3.0"
+PROFILES = ["datetime"]
 PRODUCT = {"name": "syncd", "vendor_name": "syncd", "version": __version__}
 ACCOUNT_CHANGE, GROUP_MANAGEMENT, EVENT_LOG = 3001, 3006, 1008
 CLASSES = {
@@ -66,7 +67,9 @@ def fixed_fields(
         "activity_id": activity_id,
         "activity_name": activity,
         "type_uid": class_uid * 100 + activity_id,
-        "type_name": f"{class_name}: {activity}",
+        # OCSF names the type by the activity's caption; 99 is "Other" whatever
+        # ``activity_name`` says (Update, Set Expiry, Checkpoint...)
+        "type_name": f"{class_name}: {activity if activity_id != 99 else 'Other'}",
         "severity_id": 3 if failed else 1,
         "severity": "Medium" if failed else "Informational",
         "status_id": status_id,
@@ -75,13 +78,16 @@ def fixed_fields(
 
 
 def metadata(uid: str, sequence: int, correlation: str) -> dict[str, Any]:
-    """A record's ``metadata``: its uid, its place in the chain, and who wrote it."""
+    """A record's ``metadata``: its uid, its place in the chain, and who wrote it.
+    Every record carries ``time_dt``, an attribute of OCSF's datetime profile, so it
+    declares that profile."""
     return {
         "uid": uid,
         "sequence": sequence,
         "correlation_uid": correlation,
         "version": OCSF_VERSION,
         "product": PRODUCT,
+        "profiles": PROFILES,
     }
 
 
@@ -118,9 +124,11 @@ def intent_record(action: Action, body: ActionBody) -> dict[str, Any]:
 def outcome_record(
     outcome: Outcome, body: ActionBody, intent_uid: str | None = None
 ) -> dict[str, Any]:
-    """Written after a change: what the target answered, linked to its intent."""
+    """Written after a change: what the target holds, read back (``verified`` and the
+    ``observed`` values), or what it answered when there is nothing to read back;
+    linked to its intent."""
     status_id, status = status_of(outcome.ok)
-    return _action_record(
+    record = _action_record(
         outcome.action,
         body,
         status_id,
@@ -130,6 +138,31 @@ def outcome_record(
         outcome.ref,
         intent_uid,
     )
+    if outcome.verified is not None:
+        record["unmapped"]["verified"] = outcome.verified
+        record["unmapped"]["readback"] = {k: list(v) for k, v in sorted(outcome.observed.items())}
+    return record
+
+
+def collateral_record(collateral: Collateral) -> dict[str, Any]:
+    """Members outside the managed scope that changed under a write of syncd's to a
+    managed group (Group Management, activity Other): evidence for an admin, never
+    repaired."""
+    record = dict(fixed_fields(GROUP_MANAGEMENT, 99, "Other", OTHER, "Other"))
+    record["severity_id"], record["severity"] = 3, "Medium"  # someone else's access changed
+    appeared, vanished = sorted(collateral.appeared), sorted(collateral.vanished)
+    record["status_detail"] = (
+        f"collateral change: {len(vanished)} members outside the managed scope vanished "
+        f"and {len(appeared)} appeared while syncd changed this group"
+    )
+    record["group"] = {"uid": collateral.group, "name": group_name(collateral.group)}
+    record["unmapped"] = {
+        "target": collateral.target,
+        "phase": "collateral",
+        "appeared": appeared,
+        "vanished": vanished,
+    }
+    return record
 
 
 def held_record(action: Action, body: ActionBody) -> dict[str, Any]:

@@ -5,10 +5,13 @@ daemon (``syncd.daemon``, which writes its own start and stop events). Both hand
 ``syncd.engine.run_cycle``, which writes a ``sync`` run's start/stop and override
 events and has ``syncd.audit.settle`` close the intents a crash left open
 (``pending``); ``syncd.apply`` then writes an intent before each change, ``sync()``s
-before sending a batch, and writes outcomes, held actions and conflicts.
+before sending a batch, and writes outcomes, held actions and conflicts. After each
+cycle the daemon writes an attestation per target, as ``syncd attest`` (``syncd.commands``)
+does on demand.
 
 This module keeps the file mechanics and the chain; record shapes come from
-``syncd.audit.records``, low-level file helpers from ``syncd.audit.files``. Guarantees:
+``syncd.audit.records`` (``syncd.audit.attestation`` for attestations), low-level file
+helpers from ``syncd.audit.files``. Guarantees:
 
 * one writer per trail: an exclusive ``flock`` on ``<file>.lock``;
 * append-only: ``O_APPEND``, one ``write`` per record, files created ``0640`` with a
@@ -37,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from syncd.audit.attestation import attestation_record
 from syncd.audit.chain import GENESIS, Sealer
 from syncd.audit.files import (
     AuditError,
@@ -53,6 +57,7 @@ from syncd.audit.records import (
     ActionBody,
     action_body,
     checkpoint_record,
+    collateral_record,
     conflict_record,
     event_record,
     header_record,
@@ -66,7 +71,8 @@ from syncd.audit.records import (
     settle_record,
 )
 from syncd.config import AuditConfig
-from syncd.core.model import Action, Conflict, Outcome
+from syncd.core.attest import Attestation
+from syncd.core.model import Action, Collateral, Conflict, Outcome
 
 # AuditError and rotated_files are part of this module's interface (callers import them
 # from here); they live with the file helpers that raise and compute them.
@@ -261,6 +267,10 @@ class AuditWriter:
     def conflict(self, conflict: Conflict, correlation: str) -> None:
         self._emit(conflict_record(conflict), correlation)
 
+    def collateral(self, collateral: Collateral, correlation: str) -> None:
+        """Members outside the managed scope changed under a write to a managed group."""
+        self._emit(collateral_record(collateral), correlation)
+
     def event(
         self, activity_id: int, activity: str, message: str, correlation: str, **unmapped: Any
     ) -> None:
@@ -272,6 +282,10 @@ class AuditWriter:
     ) -> None:
         """Close an intent a crash left open, with what the target shows now."""
         self._emit(settle_record(intent, applied, detail), correlation)
+
+    def attestation(self, attestation: Attestation, correlation: str) -> None:
+        """A target's managed scope, checked (Compliance Finding, 2003)."""
+        self._emit(attestation_record(attestation), correlation)
 
     def _body(self, action: Action) -> ActionBody:
         """The account part of an action's records: built once for its intent and its

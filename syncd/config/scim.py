@@ -115,6 +115,12 @@ class ScimTarget(Model):
         "another extension's urn:...:name.",
     )
     bulk: bool = Field(default=True, description="Use /Bulk when the server offers it.")
+    patch_excludes_members: bool = Field(
+        default=False,
+        description="Send group PATCHes with ?excludedAttributes=members, so that the answer "
+        "leaves out the member list. Only for a server known to apply such a PATCH right: "
+        "some replace or empty the whole member list when it carries that parameter.",
+    )
     page_size: int = Field(
         default=500,
         ge=1,

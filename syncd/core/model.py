@@ -184,6 +184,46 @@ class Outcome:
     ok: bool | None
     detail: str = ""
     ref: str | None = None
+    # None: not read back; True: the target was read after the write and holds what
+    # the action meant; False: it does not (then ``ok`` is False and ``detail`` says
+    # what the target reports)
+    verified: bool | None = None
+    # the security-relevant values the read-back saw, e.g. {"enabled": ("false",)}
+    observed: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """What a target holds after a write, read again for verification.
+
+    ``accounts``: the accounts asked for, by person key; None when the target has no
+    such account (deleted, or never created). A target may read only what the action
+    kind asked about (credentials for a revoke, say): the other fields are then not to
+    be trusted. ``evidence``: per person key, the raw values the verdict rests on, in
+    the target's own terms (``{"pwdAccountLockedTime": ("000001010000Z",)}``), for the
+    audit record. Per group asked for: ``members``, the person keys of the managed
+    accounts in it, and ``others``, the members outside the managed scope (DNs, SCIM
+    ids), to see what changed under the write."""
+
+    accounts: Mapping[str, ObservedAccount | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    evidence: Mapping[str, Mapping[str, tuple[str, ...]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    members: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    others: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Collateral:
+    """Members outside the managed scope whose membership of a managed group changed
+    while syncd wrote to it (read back after the write): reported, never repaired."""
+
+    target: str
+    group: str
+    appeared: frozenset[str]  # member references (DNs, SCIM ids) that were not there
+    vanished: frozenset[str]  # member references that were there and are gone
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import Future
 from typing import Protocol, TypeVar
 
-from syncd.core.model import Action, Conflict, Observed, ObservedAccount, Outcome
+from syncd.core.model import (
+    Action,
+    ActionKind,
+    Conflict,
+    Observed,
+    ObservedAccount,
+    Outcome,
+    ReadBack,
+)
 from syncd.errors import TemporaryError
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,18 @@ class Target(Protocol):
 
         Per-action failures are reported, not raised. Raises ``TemporaryError`` when the
         target stays unreachable after retries: the caller stops sending to it."""
+
+    def read_back(
+        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+    ) -> ReadBack:
+        """What the target holds now, to verify writes of ``kind``: the ``accounts``
+        ((person key, reference) pairs; the reference is None when unknown), read for
+        what ``kind`` changes (credentials only for a revoke, say), and the managed and
+        other members of ``groups``.
+
+        A bounded number of requests: batched filters or base reads, never one round
+        trip per account where a batch is possible. Raises ``TargetError`` when the
+        target cannot be read (the outcomes then stay unverified)."""
 
     def check(self) -> list[str]:
         """Online checks (bind, base DN, mapped groups); one line per problem."""

@@ -15,7 +15,15 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.core.model import (
+    Action,
+    ActionKind,
+    Conflict,
+    Observed,
+    ObservedAccount,
+    Outcome,
+    ReadBack,
+)
 from syncd.errors import PermanentError, TargetError
 from syncd.targets.base import BATCH_SIZE, Report
 
@@ -46,6 +54,12 @@ class MemoryTarget:
     accounts: dict[str, ObservedAccount] = field(default_factory=dict)
     unmanaged: list[Unmanaged] = field(default_factory=list)
     batches: list[tuple[ActionKind, int]] = field(default_factory=list)  # what apply got
+    reads: list[tuple[int, int]] = field(default_factory=list)  # (accounts, groups) read back
+    # what the target keeps of a write it answered: a test that sets it to
+    # ``lambda before, after: before`` has a target that answers success and changes nothing
+    keeps: Callable[[ObservedAccount, ObservedAccount], ObservedAccount] = field(
+        default=lambda _before, after: after, repr=False
+    )
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -110,8 +124,22 @@ class MemoryTarget:
         elif kind is ActionKind.DELETE:
             del self.accounts[key]
         else:
-            self.accounts[key] = _changed(account, action)
+            self.accounts[key] = self.keeps(account, _changed(account, action))
         return Outcome(action, True, "", account.ref)
+
+    def read_back(
+        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+    ) -> ReadBack:
+        """The accounts (person key, reference) and groups asked for, as held now."""
+        self.reads.append((len(accounts), len(groups)))
+        now = self.observe().accounts
+        with self._lock:
+            held = {g: frozenset(self.groups[g]) for g in groups if g in self.groups}
+        found = {key: now.get(key) for key, _ref in accounts}
+        evidence = {key: {"enabled": (str(a.enabled).lower(),)} for key, a in found.items() if a}
+        members = {g: frozenset(k for k in keys if k in self.accounts) for g, keys in held.items()}
+        others = {g: keys - members[g] for g, keys in held.items()}
+        return ReadBack(found, evidence, members, others)
 
     def check(self) -> list[str]:
         return []

@@ -41,7 +41,9 @@ def test_a_user_carries_the_contract_in_core_and_enterprise_attributes(scim_lab:
         "organization": "Acme Consulting",
         "manager": {"value": jdoe["id"]},
     }
-    creates = [r for r in scim_lab.audit() if r.get("activity_name") == "Create"]
+    creates = [
+        r for r in scim_lab.audit() if r.get("activity_name") == "Create" and r["class_uid"] == 3001
+    ]
     assert creates[-1]["user"]["uid_alt"] == user["id"]
 
 

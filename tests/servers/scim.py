@@ -11,7 +11,9 @@ tools those tests look at it with.
   through syncd, the way an admin of the application would see it.
 * :class:`FaultProxy` stands between syncd and the server: it answers a scripted
   number of requests with a status (429 with ``Retry-After``, 503), delays them, or
-  drops the connection before or after forwarding them, and counts every request.
+  drops the connection before or after forwarding them, and counts every request. It
+  can also play a server that misbehaves: answer success to a write it never applies
+  (``swallow``), or apply another write than the one sent (``rewrite``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -235,6 +238,8 @@ class Fault:
     retry_after: str = ""
     delay: float = 0.0  # seconds before forwarding
     drop: str = ""  # "before" or "after" forwarding: close the connection, no answer
+    swallow: int = 0  # answer this success status, empty, and forward nothing
+    rewrite: Callable[[Any], Any] | None = None  # forward this JSON body instead
 
 
 @dataclass
@@ -327,10 +332,17 @@ class FaultProxy:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             self._answer(handler, fault.status, json.dumps(error).encode(), headers)
             return
+        if fault and fault.swallow:
+            self._answer(handler, fault.swallow, b"", {})
+            return
         if fault and fault.delay:
             time.sleep(fault.delay)
+        if fault and fault.rewrite:
+            body = json.dumps(fault.rewrite(json.loads(body))).encode()
         forwarded = {
-            k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")
+            k: v
+            for k, v in handler.headers.items()
+            if k.lower() not in ("host", "connection", "content-length")
         }
         answer = self._client.request(method, path, content=body, headers=forwarded)
         if fault and fault.drop == "after":

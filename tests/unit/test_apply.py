@@ -171,3 +171,72 @@ def test_memory_target_refuses_unknown_groups_like_a_directory(kind: ActionKind)
     )
     assert [o.ok for o in outcomes] == [False]
     assert "no group cn=x" in outcomes[0].detail
+
+
+def test_each_chunk_is_read_back_once_and_the_outcome_says_what_the_target_holds(
+    tmp_path: Path,
+) -> None:
+    target = MemoryTarget("mem", batch_size=2)
+    target.accounts.update({f"p{i}": _account(i) for i in range(3)})
+    trail = tmp_path / "audit.jsonl"
+
+    report = run(target, [disable(i) for i in range(3)], trail)
+
+    assert target.reads == [(2, 0), (1, 0)]  # one read per chunk, not per account
+    assert [o.verified for o in report.done] == [True, True, True]
+    outcomes = [r for r in records(trail) if r["unmapped"].get("phase") == "outcome"]
+    assert {r["unmapped"]["verified"] for r in outcomes} == {True}
+    assert outcomes[0]["unmapped"]["readback"] == {"enabled": ["false"]}
+
+
+def test_a_write_the_target_answered_but_did_not_keep_is_a_failure(tmp_path: Path) -> None:
+    target = MemoryTarget("mem", keeps=lambda before, _after: before)  # answers, keeps nothing
+    target.accounts["p0"] = _account(0)
+    trail = tmp_path / "audit.jsonl"
+
+    report = run(target, [disable(0)], trail)
+
+    (failed,) = report.failed
+    assert failed.verified is False
+    assert failed.detail == "mem reports the account is still enabled after disable (enabled: true)"
+    (outcome,) = [r for r in records(trail) if r["unmapped"].get("phase") == "outcome"]
+    assert outcome["status"] == "Failure"
+    assert outcome["unmapped"]["verified"] is False
+    assert outcome["unmapped"]["readback"] == {"enabled": ["true"]}
+
+
+def test_members_outside_the_managed_scope_that_change_under_a_write_are_collateral(
+    tmp_path: Path,
+) -> None:
+    target = MemoryTarget("mem", groups={GROUP: {"outsider", "other"}})
+    target.accounts["p0"] = _account(0)
+
+    def server_wipes_others(action: Action) -> TargetError | None:
+        target.groups[GROUP].difference_update({"outsider", "other"})
+        return None
+
+    target.fault = server_wipes_others
+    trail = tmp_path / "audit.jsonl"
+    report = run(target, [add(0)], trail)
+
+    assert target.groups[GROUP] == {"p0"}  # never repaired
+    assert [(c.group, c.vanished, c.appeared) for c in report.collateral] == [
+        (GROUP, frozenset({"outsider", "other"}), frozenset())
+    ]
+    assert [o.verified for o in report.done] == [True]
+    (record,) = [r for r in records(trail) if r["unmapped"].get("phase") == "collateral"]
+    assert record["unmapped"]["vanished"] == ["other", "outsider"]
+    assert record["group"]["uid"] == GROUP
+    assert verify([trail]).ok
+
+
+def test_a_failed_read_back_leaves_outcomes_as_answered_and_unverified(tmp_path: Path) -> None:
+    class Unreadable(MemoryTarget):
+        def read_back(self, kind: Any, accounts: Any, groups: Any) -> Any:
+            raise PermanentError("mem: read refused")
+
+    target = Unreadable("mem")
+    target.accounts["p0"] = _account(0)
+    report = run(target, [disable(0)], tmp_path / "audit.jsonl")
+
+    assert [(o.ok, o.verified) for o in report.done] == [(True, None)]

@@ -23,9 +23,9 @@ import yaml
 
 from syncd.audit.verify import verify
 from syncd.config import Config, load_config
-from syncd.core.model import Action
+from syncd.core.model import Action, ActionKind, ObservedAccount
 from syncd.daemon import Controls, Daemon
-from syncd.errors import TargetError, TemporaryError
+from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.state import StateLocked
 from syncd.targets.base import Target
 from syncd.targets.memory import MemoryTarget
@@ -351,6 +351,51 @@ def test_a_forced_cycle_runs_at_once(bench: Bench) -> None:
 
     wait_for(lambda: running.sample("syncd_cycles_total", result="ok") == 2, 2)
     running.stop()
+
+
+def test_every_cycle_attests_the_target_in_the_trail(bench: Bench) -> None:
+    bench.contracts(contract("C-1", "ana", in_days(10)))
+    running = bench.started()
+
+    running.controls.request_cycle()
+
+    wait_for(lambda: running.sample("syncd_cycles_total", result="ok") == 2, 2)
+    running.stop()
+    first, second = [r for r in bench.audit() if r["class_uid"] == 2003]
+    assert first["unmapped"]["target"] == second["unmapped"]["target"] == "corp"
+    assert first["unmapped"]["counts"]["accounts"] == 0  # observed before the create
+    assert second["unmapped"]["counts"]["enabled"] == 1
+    assert first["unmapped"]["digest"] != second["unmapped"]["digest"]
+    assert [r["compliance"]["status"] for r in (first, second)] == ["Pass", "Pass"]
+    assert verify([bench.trail]).ok
+    assert running.sample("syncd_expired_enabled_accounts", target="corp") == 0
+
+
+def test_an_ended_account_the_target_keeps_enabled_is_attested_and_counted(
+    bench: Bench,
+) -> None:
+    def refuse_disable(action: Action) -> TargetError | None:
+        if action.kind is ActionKind.DISABLE:
+            return PermanentError("insufficient access rights", code=50)
+        return None
+
+    bench.corp.accounts[ANA] = ObservedAccount(ANA, "mem:ana", "ana", True, None, False)
+    bench.corp.fault = refuse_disable
+    bench.contracts(contract("C-1", "ana", in_days(-1)), contract("C-2", "bo", in_days(10)))
+    bench.write_config(ready_timeout="1s")
+    running = bench.start()
+    assert running.ready.wait(5)
+    running.stop()
+
+    assert running.sample("syncd_expired_enabled_accounts", target="corp") == 1
+    violations = {"target": "corp", "kind": "ended_enabled"}
+    assert running.sample("syncd_attestation_violations", **violations) == 1
+    (record,) = [r for r in bench.audit() if r["class_uid"] == 2003]
+    assert record["compliance"]["status"] == "Fail"
+    assert record["severity"] == "High"
+    (violation,) = [v for v in record["unmapped"]["violations"] if v["kind"] == "ended_enabled"]
+    assert violation["username"] == "ana"
+    assert violation["corrected"] is False
 
 
 def test_an_unreachable_target_fails_the_cycle_and_ready_comes_at_the_timeout(

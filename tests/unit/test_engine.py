@@ -93,9 +93,14 @@ def test_a_cycle_plans_from_the_source_and_run_cycle_makes_the_target_hold_it(
     cycle = plan_cycle(config, NOW, targets(target))
     assert cycle.people["ben@vendor.example"].state is PersonState.ENDED
     with AuditWriter(tmp_path / "audit.jsonl") as audit:
-        reports = run_cycle(cycle, targets(target), audit, "c1", session="sync")
+        run = run_cycle(cycle, targets(target), audit, "c1", session="sync")
 
-    assert all(r.ok for r in reports)
+    assert all(r.ok for r in run.reports)
+    # the cycle attests what it observed, marking what its own changes corrected
+    (attestation,) = run.attestations
+    assert {(v.person, v.corrected) for v in attestation.violations} == {
+        ("ben@vendor.example", True)
+    }
     assert set(target.accounts) == {
         "ana@vendor.example",
         "ben@vendor.example",
@@ -128,8 +133,10 @@ def test_run_cycle_brackets_a_one_shot_session_and_records_a_mass_change(
     assert events[0][1] == "sync started"
     assert "--allow-mass-change" in events[1][1]
     assert events[2][1].startswith("sync finished: Summary: 2 create")
-    # a cycle of the daemon (no session) writes no start or stop of its own
-    assert not [r for r in records if r["metadata"]["correlation_uid"] == "c2"]
+    # a cycle of the daemon (no session) writes no start or stop of its own, only the
+    # attestation of each target
+    c2 = [r for r in records if r["metadata"]["correlation_uid"] == "c2"]
+    assert [r["unmapped"]["phase"] for r in c2] == ["attestation"]
     assert verify([trail]).ok
 
 
@@ -188,7 +195,7 @@ def test_a_write_a_crash_left_without_outcome_is_settled_from_what_the_target_ho
         run_cycle(plan_cycle(config, NOW, targets(target)), targets(target), audit, "c2")
 
     records = [json.loads(line) for line in trail.read_text().splitlines()]
-    settled = [r for r in records if r["unmapped"].get("observed")]
+    settled = [r for r in records if r["unmapped"].get("observed") is True]
     assert [(r["user"]["name"], r["status"]) for r in settled] == [("ana", "Success")]
     assert verify([trail]).ok
 

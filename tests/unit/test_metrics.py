@@ -6,15 +6,18 @@ The names and labels are a contract with ``config/alerts.yaml`` and the dashboar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from syncd.apply import ApplyReport
+from syncd.core.attest import Attestation, attest
 from syncd.core.model import (
     Action,
     ActionKind,
     Cause,
+    Collateral,
     Conflict,
     Contract,
     InvalidRecord,
@@ -25,7 +28,7 @@ from syncd.core.model import (
     PersonState,
     TargetPlan,
 )
-from syncd.core.policy import Policy
+from syncd.core.policy import Policy, TargetPolicy
 from syncd.engine import CyclePlan
 from syncd.metrics import CycleResult, Metrics
 
@@ -92,6 +95,15 @@ def cycle(plan: TargetPlan) -> CyclePlan:
     )
 
 
+def attested(cycle: CyclePlan, *reports: ApplyReport) -> list[Attestation]:
+    """The cycle's attestations, as the daemon makes them."""
+    outcomes = [o for r in reports for o in (*r.done, *r.failed)]
+    return [
+        attest(TargetPolicy(name, native_expiry=False), cycle.people, observed, AT, outcomes)
+        for name, observed in cycle.observed.items()
+    ]
+
+
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
@@ -107,14 +119,16 @@ def test_a_cycle_is_recorded_in_every_series() -> None:
     )
     metrics = Metrics()
     finished = AT.timestamp() + 1
+    planned = cycle(plan)
 
     metrics.record_cycle(
-        cycle(plan),
+        planned,
         [report],
         policy=Policy(),
         result=CycleResult.FAILED,
         seconds=0.25,
         finished=finished,
+        attestations=attested(planned, report),
     )
 
     assert sample(metrics, "syncd_cycle_duration_seconds_sum") == 0.25
@@ -132,6 +146,10 @@ def test_a_cycle_is_recorded_in_every_series() -> None:
     assert sample(metrics, "syncd_expiry_lag_seconds_count") == 1
     assert sample(metrics, "syncd_expiry_lag_seconds_sum") == pytest.approx(3)  # 2 s + 1 s
     assert sample(metrics, "syncd_expired_enabled_accounts", target="corp") == 0
+    for kind in ("ended_enabled", "ungranted_group", "credentials_on_disabled"):
+        assert sample(metrics, "syncd_attestation_violations", target="corp", kind=kind) == 0
+    assert sample(metrics, "syncd_unverified_changes_total", target="corp", kind="disable") == 0
+    assert sample(metrics, "syncd_collateral_changes_total", target="corp") == 0
     assert (
         sample(metrics, "syncd_next_expiry_timestamp_seconds")
         == (AT + timedelta(days=10)).timestamp()
@@ -141,51 +159,133 @@ def test_a_cycle_is_recorded_in_every_series() -> None:
 @pytest.mark.parametrize(
     ("done", "failed", "skipped", "still_enabled"),
     [
-        pytest.param([True], [], [], 0, id="disabled"),
-        pytest.param([], [False], [], 1, id="refused"),
-        pytest.param([], [None], [], 1, id="outcome-unknown"),
+        pytest.param([(True, None)], [], [], 0, id="disabled"),
+        pytest.param([(True, True)], [], [], 0, id="disabled-and-read-back"),
+        pytest.param([], [(False, False)], [], 1, id="read-back-shows-it-enabled"),
+        pytest.param([], [(False, None)], [], 1, id="refused"),
+        pytest.param([], [(None, None)], [], 1, id="outcome-unknown"),
         pytest.param([], [], [ActionKind.DISABLE], 1, id="never-sent"),
+        pytest.param([], [], [], 1, id="not-planned"),
     ],
 )
-def test_an_ended_account_that_was_not_disabled_counts_as_expired_and_enabled(
-    done: list[bool], failed: list[bool | None], skipped: list[ActionKind], still_enabled: int
+def test_an_ended_account_observed_enabled_counts_until_a_disable_holds(
+    done: list[tuple[bool, bool | None]],
+    failed: list[tuple[bool | None, bool | None]],
+    skipped: list[ActionKind],
+    still_enabled: int,
 ) -> None:
+    """From what observe() saw (BEN's access ended, his account is enabled), less what
+    the cycle's own disable put right: whatever the reason it was not."""
     disable = action(ActionKind.DISABLE, BEN)
     report = ApplyReport(
         "corp",
-        done=[Outcome(disable, ok) for ok in done],
-        failed=[Outcome(disable, ok) for ok in failed],
+        done=[Outcome(disable, ok, verified=verified) for ok, verified in done],
+        failed=[Outcome(disable, ok, verified=verified) for ok, verified in failed],
         skipped=[action(kind, BEN) for kind in skipped],
     )
+    planned = cycle(TargetPlan("corp", (disable,)))
     metrics = Metrics()
 
     metrics.record_cycle(
-        cycle(TargetPlan("corp", (disable,))),
+        planned,
         [report],
         policy=Policy(),
         result=CycleResult.OK,
         seconds=0.1,
         finished=AT.timestamp(),
+        attestations=attested(planned, report),
     )
 
     assert sample(metrics, "syncd_expired_enabled_accounts", target="corp") == still_enabled
+    violations = {"target": "corp", "kind": "ended_enabled"}
+    assert sample(metrics, "syncd_attestation_violations", **violations) == still_enabled
 
 
 def test_an_orphan_disable_is_no_expiry() -> None:
     disable = action(ActionKind.DISABLE, BEN, Cause.ORPHAN)
+    planned = cycle(TargetPlan("corp", (disable,)))
+    del planned.people[BEN]  # absent from the source: an orphan, not an ended contract
+    report = ApplyReport("corp", failed=[Outcome(disable, False)])
     metrics = Metrics()
 
     metrics.record_cycle(
-        cycle(TargetPlan("corp", (disable,))),
-        [ApplyReport("corp", failed=[Outcome(disable, False)])],
+        planned,
+        [report],
         policy=Policy(),
         result=CycleResult.FAILED,
         seconds=0.1,
         finished=AT.timestamp(),
+        attestations=attested(planned, report),
     )
 
     assert sample(metrics, "syncd_expired_enabled_accounts", target="corp") == 0
     assert sample(metrics, "syncd_expiry_lag_seconds_count") == 0
+
+
+def test_attestation_violations_by_kind() -> None:
+    planned = cycle(TargetPlan("corp", ()))
+    planned.observed["corp"] = Observed(
+        {
+            ANA: account(ANA, True),
+            BEN: replace(account(BEN, False), groups=frozenset({"cn=ops"})),
+        }
+    )
+    metrics = Metrics()
+
+    metrics.record_cycle(
+        planned,
+        [ApplyReport("corp")],
+        policy=Policy(),
+        result=CycleResult.OK,
+        seconds=0.1,
+        finished=AT.timestamp(),
+        attestations=attested(planned),
+    )
+
+    def violations(kind: str) -> float | None:
+        return sample(metrics, "syncd_attestation_violations", target="corp", kind=kind)
+
+    assert violations("ungranted_group") == 1
+    assert violations("credentials_on_disabled") == 1  # BEN's account has credentials
+    assert violations("ended_enabled") == 0
+    assert violations("expiry_beyond_end") == 0  # the target keeps no native expiry
+    assert sample(metrics, "syncd_expired_enabled_accounts", target="corp") == 0
+
+
+def test_unverified_and_collateral_changes_are_counted() -> None:
+    remove = action(ActionKind.REMOVE_MEMBER, BEN)
+    disable = action(ActionKind.DISABLE, BEN)
+    report = ApplyReport(
+        "corp",
+        done=[Outcome(remove, True, verified=True)],
+        failed=[
+            Outcome(disable, False, "pwdAccountLockedTime absent after disable", verified=False),
+            Outcome(remove, False, "refused"),  # not read back: not an unverified change
+        ],
+        collateral=[
+            Collateral("corp", "cn=ops", frozenset({"uid=x"}), frozenset()),
+            Collateral("corp", "cn=devs", frozenset(), frozenset({"uid=y", "uid=z"})),
+        ],
+    )
+    planned = cycle(TargetPlan("corp", (disable, remove)))
+    metrics = Metrics()
+
+    metrics.record_cycle(
+        planned,
+        [report],
+        policy=Policy(),
+        result=CycleResult.FAILED,
+        seconds=0.1,
+        finished=AT.timestamp(),
+        attestations=attested(planned, report),
+    )
+
+    def unverified(kind: str) -> float | None:
+        return sample(metrics, "syncd_unverified_changes_total", target="corp", kind=kind)
+
+    assert unverified("disable") == 1
+    assert unverified("remove_member") == 0
+    assert sample(metrics, "syncd_collateral_changes_total", target="corp") == 2
 
 
 @pytest.mark.parametrize("result", list(CycleResult))
@@ -199,6 +299,7 @@ def test_only_ok_and_held_cycles_are_a_success(result: CycleResult) -> None:
         result=result,
         seconds=0.1,
         finished=AT.timestamp(),
+        attestations=[],
     )
 
     succeeded = result in (CycleResult.OK, CycleResult.HELD)

@@ -174,6 +174,43 @@ def test_or_filters_stay_values_and_fit_in_a_url() -> None:
     assert 'userName eq "x\\" or userName pr or userName eq \\"y"' in filters[-1]
 
 
+def test_or_filters_over_several_attributes_keep_each_value_whole() -> None:
+    names = [f"sponsor{i:03d}@example.test" for i in range(120)]
+
+    filters = mapping.any_of_filters(("emails.value", "userName"), names)
+
+    assert len(filters) == 3
+    assert all(len(f) <= 4100 for f in filters)
+    assert sum(f.count("emails.value eq ") for f in filters) == len(names)
+    assert filters[0].startswith(
+        'emails.value eq "sponsor000@example.test" or userName eq "sponsor000@example.test" or '
+    )
+    assert ScimFilter(filters[-1])
+
+
+def test_an_account_is_built_from_a_managed_user_only() -> None:
+    user = {**ANA, "externalId": "syncd:Ana.Lopez@vendor.example"}
+    members = {"u1": {"developers"}, "u2": {"ops"}}
+    paths = ["displayName", f"{E}:manager"]
+
+    account = mapping.account(user, "syncd:", paths, members, {"m1": "jdoe@example.test"})
+
+    assert account is not None
+    assert account.key == "ana.lopez@vendor.example"
+    assert (account.ref, account.username, account.enabled) == ("u1", "ana.lopez", True)
+    assert account.groups == {"developers"}
+    assert dict(account.attributes) == {
+        "displayName": ("Ana Lopez",),
+        f"{E}:manager": ("jdoe@example.test",),
+    }
+    assert mapping.account({**ANA, "externalId": "hr-1"}, "syncd:", paths, members, {}) is None
+    disabled = mapping.account(
+        {**user, "active": False}, "syncd:", paths, members, {"m1": "jdoe@example.test"}
+    )
+    assert disabled is not None
+    assert not disabled.enabled
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("7", 7.0), ("0", 0.0), ("-3", 0.0), ("soon", None), ("", None), (None, None)],

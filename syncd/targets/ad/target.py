@@ -5,11 +5,10 @@ The managed scope is ``base_dn`` (and ``disabled_ou``) plus the person key in
 ``key_attribute`` (``employeeID``): nothing else is changed, and of the groups only the
 managed ones, only for managed accounts (the primary group is never touched).
 
-* Observation: one paged search per managed OU reading ``userAccountControl``,
-  ``accountExpires``, ``pwdLastSet``, ``memberOf`` and the templated attributes; one
-  base read per managed group (does it exist); the managers of managed accounts looked
-  up with OR filters of 100 DNs each, so that ``manager`` compares as the sponsor's
-  e-mail.
+* Reading (``targets.ad.reading``): observation costs one paged search per managed
+  OU, one base read per managed group and one search per 100 managers; a read-back
+  after writes one search per managed OU per 100 person keys and one base read per
+  group asked for.
 * Writes (``targets.ad.writes``): accounts are added disabled with a random password,
   then enabled by clearing only the ACCOUNTDISABLE bit; ``accountExpires`` carries the
   access end so AD refuses logons after it even when syncd is down.
@@ -26,24 +25,23 @@ from collections.abc import Sequence
 from ldap3.utils.conv import escape_filter_chars
 
 from syncd.config import AdTarget
-from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.core.model import Action, ActionKind, Conflict, Observed, Outcome, ReadBack
 from syncd.errors import PermanentError
 from syncd.targets.ad import values as v
 from syncd.targets.ad.connection import ALREADY_MEMBER, NOT_MEMBER, connect
-from syncd.targets.ad.writes import MANAGER, AccountWriter, Seen
-from syncd.targets.base import BATCH_SIZE, Report, keep_first
+from syncd.targets.ad.reading import AdReader
+from syncd.targets.ad.writes import AccountWriter, Seen
+from syncd.targets.base import BATCH_SIZE, Report
 from syncd.targets.directory.operations import (
     candidates,
     change_members,
     check_present,
-    exists,
     first_conflicts,
 )
-from syncd.targets.directory.values import any_of, chunks, first_int, lowered, normalize_dn, under
+from syncd.targets.directory.values import any_of, lowered, normalize_dn
 
 log = logging.getLogger(__name__)
 _MEMBERS_PER_MODIFY = 500
-_USER = "(objectCategory=person)(objectClass=user)"
 
 
 def _already(exc: PermanentError) -> str | None:
@@ -64,87 +62,22 @@ class AdDirectory:
         self.name = name
         self.config = config
         self.conn = connect(config, name)
-        self.base = normalize_dn(config.base_dn)
-        self.parked = normalize_dn(config.disabled_ou) if config.disabled_ou else ""
         self.domain = config.domain_dn()
         self.groups = groups
         self.seen = Seen()
         self.writer = AccountWriter(name, config, self.conn, self.seen)
+        self.reader = AdReader(name, config, self.conn, groups, self.seen)
 
     # -- observation -------------------------------------------------------------------
-    def _managed(self, ndn: str) -> bool:
-        return (bool(self.parked) and under(ndn, self.parked)) or under(ndn, self.base)
-
     def observe(self) -> Observed:
-        cfg = self.config
-        self.seen.clear()
-        attrs = [cfg.key_attribute, "sAMAccountName", "userAccountControl", "accountExpires"]
-        attrs += ["pwdLastSet", "memberOf", *cfg.attributes]
-        key_filter = f"(&{_USER}({escape_filter_chars(cfg.key_attribute)}=*))"
-        entries = self.conn.paged(cfg.base_dn, key_filter, attrs)
-        if cfg.disabled_ou:
-            entries += self.conn.paged(cfg.disabled_ou, key_filter, attrs)
-        missing = frozenset(g for g in sorted(self.groups) if not exists(self.conn, g))
-        managed_groups = {normalize_dn(g): g for g in self.groups}
-        decoded = [(dn, lowered(entry)) for dn, entry in sorted(entries, key=lambda e: e[0])]
-        identities = self._identities(decoded)
-        accounts: dict[str, ObservedAccount] = {}
-        for dn, entry in decoded:
-            account = self._account(dn, entry, managed_groups, identities)
-            if account is not None:
-                keep_first(accounts, account, self.name)
-        return Observed(accounts, missing_groups=missing)
+        return self.reader.observe()
 
-    def _account(
-        self,
-        dn: str,
-        entry: dict[str, tuple[str, ...]],
-        managed_groups: dict[str, str],
-        identities: dict[str, str],
-    ) -> ObservedAccount | None:
-        """The managed account an entry is, or None when it is outside the scope; notes
-        its userAccountControl and manager for the writes of this cycle."""
-        cfg = self.config
-        ndn = normalize_dn(dn)
-        keys = entry.get(cfg.key_attribute.lower(), ())
-        if not keys or not self._managed(ndn):
-            return None
-        uac = first_int(entry.get("useraccountcontrol", ()), v.NEW_ACCOUNT_UAC)
-        self.seen.uac[ndn] = uac
-        groups = {managed_groups.get(normalize_dn(g)) for g in entry.get("memberof", ())}
-        attributes = {name: entry.get(name.lower(), ()) for name in cfg.attributes}
-        if attributes.get(MANAGER):
-            manager = attributes[MANAGER][0]
-            self.seen.managers[ndn] = manager
-            attributes[MANAGER] = (identities.get(normalize_dn(manager), manager),)
-        return ObservedAccount(
-            key=keys[0].lower(),
-            ref=dn,
-            username=(entry.get("samaccountname") or ("",))[0],
-            enabled=not uac & v.ACCOUNTDISABLE,
-            expiry=v.from_filetime(first_int(entry.get("accountexpires", ()), 0)),
-            has_credentials=first_int(entry.get("pwdlastset", ()), 0) != 0,
-            groups=frozenset(g for g in groups if g),
-            attributes=attributes,
-        )
-
-    def _identities(self, decoded: list[tuple[str, dict[str, tuple[str, ...]]]]) -> dict[str, str]:
-        """Normalized manager DN -> the manager's e-mail (else UPN), as sponsors are
-        written in contracts; one search per 100 distinct managers."""
-        if MANAGER not in self.config.attributes:
-            return {}
-        managers = sorted({e[MANAGER][0] for _, e in decoded if e.get(MANAGER)})
-        found: dict[str, str] = {}
-        for chunk in chunks(managers):
-            for dn, entry in self.conn.paged(
-                self.domain, any_of("distinguishedName", chunk), ["mail", "userPrincipalName"]
-            ):
-                attributes = lowered(entry)
-                name = (attributes.get("mail") or attributes.get("userprincipalname") or ("",))[0]
-                if name:
-                    found[normalize_dn(dn)] = name.lower()
-                    self.seen.sponsors[name.lower()] = dn
-        return found
+    def read_back(
+        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+    ) -> ReadBack:
+        """The accounts (person key, DN) and groups asked for, as held now: a search per
+        managed OU per 100 keys, one base read per group."""
+        return self.reader.read_back(kind, accounts, groups)
 
     # -- conflicts ---------------------------------------------------------------------
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
@@ -198,7 +131,7 @@ class AdDirectory:
         names = {n.lower() for n in entry.get("samaccountname", ())}
         upns = {u.lower() for u in entry.get("userprincipalname", ())}
         upn = f"{name}@{self.config.upn_domain()}".lower()
-        if person in keys and not self._managed(normalize_dn(dn)):
+        if person in keys and not self.reader.managed(normalize_dn(dn)):
             return f"an account outside {self.config.base_dn} carries this person's {key_attr}"
         if (name.lower() in names or upn in upns) and person not in keys:
             owner = f"person {sorted(keys)[0]!r}" if keys else f"no {key_attr}"

@@ -34,15 +34,19 @@ _USER = "(objectCategory=person)(objectClass=user)"
 class Seen:
     """What one cycle learned of the domain, kept for its writes (DNs normalized)."""
 
-    uac: dict[str, int] = field(default_factory=dict)  # DN -> userAccountControl last seen
+    # DN -> userAccountControl last seen, for every managed account of the cycle
+    # (observed, created, moved): the read-back takes its keys as the managed DNs
+    uac: dict[str, int] = field(default_factory=dict)
     managers: dict[str, str] = field(default_factory=dict)  # DN -> manager DN set on it
     moved: dict[str, str] = field(default_factory=dict)  # DN at observation -> DN now
     dns: dict[str, str] = field(default_factory=dict)  # username -> DN created this cycle
     sponsors: dict[str, str | None] = field(default_factory=dict)  # sponsor -> their DN
+    # DN -> person key of every managed account of the cycle (observed, created, moved)
+    keys: dict[str, str] = field(default_factory=dict)
 
     def clear(self) -> None:
         """Forget the last cycle: a new observation starts."""
-        for known in (self.uac, self.managers, self.moved, self.dns, self.sponsors):
+        for known in (self.uac, self.managers, self.moved, self.dns, self.sponsors, self.keys):
             known.clear()
 
 
@@ -133,6 +137,7 @@ class AccountWriter:
             entry[name] = list(values)
         self.conn.call(lambda c: c.add(dn, attributes=entry))
         self.seen.uac[normalize_dn(dn)] = v.NEW_ACCOUNT_UAC
+        self.seen.keys[normalize_dn(dn)] = action.person
         try:
             self._set_uac(dn, v.enabled)
         except PermanentError as exc:
@@ -200,6 +205,7 @@ class AccountWriter:
         new = f"{rdn},{parent}"
         self.seen.moved[normalize_dn(action.ref or dn)] = new
         self.seen.uac[normalize_dn(new)] = self.seen.uac.pop(normalize_dn(dn), v.NORMAL_ACCOUNT)
+        self.seen.keys[normalize_dn(new)] = action.person
         return new
 
     def _modify(self, dn: str, changes: dict[str, Any]) -> None:

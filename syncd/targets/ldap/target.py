@@ -4,8 +4,15 @@ Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` 
 The managed scope is the base DN plus the person-key attribute: entries outside it, or
 inside it without the key, are never changed. Every value placed in a DN or a filter is
 escaped with ldap3's helpers, and every DN built is checked to sit under the base DN.
-Observation costs a fixed number of searches: one paged search of the managed entries,
-one per credential attribute, one base read per managed group.
+Reading (``targets.ldap.reading``) costs a fixed number of searches: for observation
+one paged search of the managed entries, one per credential attribute, one base read
+per managed group; for a read-back after writes, the same per 100 person keys.
+
+Under ``disable.method: ppolicy`` a lock is put back after credentials are removed:
+OpenLDAP's ppolicy drops ``pwdAccountLockedTime`` whenever a password administrator
+(the rootdn, or an identity with ``manage`` access to the password) changes the
+password, a delete included. The plan keeps disabling first, so the account is never
+unlocked while it still holds a password.
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ import logging
 import queue
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 from ldap3 import MODIFY_REPLACE
@@ -22,29 +28,27 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from syncd.config import LdapTarget
-from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.core.model import Action, ActionKind, Conflict, Observed, Outcome, ReadBack
 from syncd.errors import PermanentError
-from syncd.targets.base import BATCH_SIZE, Report, gather, keep_first
+from syncd.targets.base import Report, gather
 from syncd.targets.directory.connection import NO_SUCH_OBJECT, Endpoint, LdapConnection
 from syncd.targets.directory.operations import (
     candidates,
     change_members,
     check_present,
     first_conflicts,
-    read_entry,
     tolerant,
 )
 from syncd.targets.directory.values import (
     generalized_time,
     lowered,
     normalize_dn,
-    parse_generalized_time,
     under,
     values,
 )
+from syncd.targets.ldap.reading import PPOLICY_LOCK, LdapReader, disabled_value
 
 log = logging.getLogger(__name__)
-LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
 # result codes that mean the change is already in place
 _MEMBER_ALREADY = {20: "already a member", 16: "already not a member"}
 _ENTRY_GONE = {NO_SUCH_OBJECT: "already absent"}
@@ -61,7 +65,10 @@ def _get(entry: Mapping[str, Any], name: str) -> Any:
 class LdapDirectory:
     """Observe and change the managed scope of one LDAP directory."""
 
-    batch_size = BATCH_SIZE
+    # Chunks of 1000: each is read back once after it is sent (an OR search per 100
+    # accounts, or one base read per group touched), so fewer, fuller chunks keep the
+    # verification of a first sync cheap; intents still reach the disk first.
+    batch_size = 1000
 
     def __init__(self, name: str, config: LdapTarget, groups: frozenset[str]) -> None:
         self.name = name
@@ -69,91 +76,21 @@ class LdapDirectory:
         self.conn = LdapConnection(Endpoint.of(config, [config.url], config.bind_dn), name)
         self.base = normalize_dn(config.base_dn)
         self.groups = groups  # managed group DNs as configured
-        self._credentials: dict[str, set[str]] = {}
+        self.reader = LdapReader(name, config, self.conn, groups)
         self._dns: dict[str, str] = {}  # username -> DN of accounts created this cycle
         self._executor: ThreadPoolExecutor | None = None
         self._spare: queue.SimpleQueue[LdapConnection] = queue.SimpleQueue()
 
     # -- observation -------------------------------------------------------------------
     def observe(self) -> Observed:
-        cfg = self.config
-        lock_attr = self._lock_attribute()
-        attrs = [cfg.key_attribute, cfg.username_attribute, *cfg.attributes]
-        attrs += [a for a in (lock_attr, "pwdEndTime" if cfg.native_expiry else None) if a]
-        key_filter = f"({escape_filter_chars(cfg.key_attribute)}=*)"
-        entries = self.conn.paged(cfg.base_dn, key_filter, attrs)
-        self._credentials = {}
-        for cred in cfg.credential_attributes:
-            cred_filter = f"(&{key_filter}({escape_filter_chars(cred)}=*))"
-            for dn, _ in self.conn.paged(cfg.base_dn, cred_filter, ["1.1"]):
-                self._credentials.setdefault(normalize_dn(dn), set()).add(cred)
-        members, missing = self._memberships()
-        accounts: dict[str, ObservedAccount] = {}
-        for dn, entry in sorted(entries, key=lambda e: e[0]):
-            account = self._account(dn, entry, members, lock_attr)
-            if account is not None:
-                keep_first(accounts, account, self.name)
-        return Observed(accounts, missing_groups=missing)
+        return self.reader.observe()
 
-    def _memberships(self) -> tuple[dict[str, set[str]], frozenset[str]]:
-        """Member DN (normalized) -> managed groups; and the groups that do not exist."""
-        members: dict[str, set[str]] = {}
-        missing = set()
-        attr = self.config.member_attribute
-        for group in sorted(self.groups):
-            try:
-                entries = self.conn.call(partial(read_entry, dn=group, attributes=[attr]))
-            except PermanentError as exc:
-                if exc.code != NO_SUCH_OBJECT:
-                    raise
-                missing.add(group)
-                continue
-            for value in values(entries.get(attr)):
-                members.setdefault(normalize_dn(value), set()).add(group)
-        return members, frozenset(missing)
-
-    def _account(
-        self,
-        dn: str,
-        entry: dict[str, Any],
-        members: Mapping[str, set[str]],
-        lock_attr: str | None,
-    ) -> ObservedAccount | None:
-        cfg = self.config
-        attributes = lowered(entry)
-        keys = attributes.get(cfg.key_attribute.lower(), ())
-        ndn = normalize_dn(dn)
-        if not keys or not under(ndn, self.base):
-            return None
-        expiry = None
-        if cfg.native_expiry:
-            end = attributes.get("pwdendtime", ())
-            expiry = parse_generalized_time(end[0]) if end else None
-        return ObservedAccount(
-            key=keys[0].lower(),
-            ref=dn,
-            username=(attributes.get(cfg.username_attribute.lower()) or ("",))[0],
-            enabled=self._enabled(attributes, lock_attr),
-            expiry=expiry,
-            has_credentials=bool(self._credentials.get(ndn)),
-            groups=frozenset(members.get(ndn, ())),
-            attributes={name: attributes.get(name.lower(), ()) for name in cfg.attributes},
-        )
-
-    def _lock_attribute(self) -> str | None:
-        method = self.config.disable
-        return {"ppolicy": "pwdAccountLockedTime", "nsaccountlock": "nsAccountLock"}.get(
-            method.method, method.attribute
-        )
-
-    def _enabled(self, attributes: Mapping[str, tuple[str, ...]], lock_attr: str | None) -> bool:
-        values = attributes.get((lock_attr or "").lower(), ())
-        method = self.config.disable
-        if method.method == "ppolicy":
-            return not values
-        if method.method == "nsaccountlock":
-            return not values or values[0].upper() != "TRUE"
-        return not values or values[0] != method.disabled_value
+    def read_back(
+        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+    ) -> ReadBack:
+        """The accounts (person key, DN) and groups asked for, as held now: a search per
+        100 keys (plus one per credential attribute for a revoke), a base read per group."""
+        return self.reader.read_back(kind, accounts, groups)
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
         """Entries under ``conflict_base`` that hold a wanted username or person key."""
@@ -250,6 +187,7 @@ class LdapDirectory:
         kind = action.kind
         if kind is ActionKind.CREATE:
             conn.call(lambda c: c.add(dn, attributes=self._new_entry(action)))
+            self._after(action, normalize_dn(dn))
             return ""
         if kind is ActionKind.DELETE:
             return tolerant(conn, lambda c: c.delete(dn), _ENTRY_GONE)
@@ -257,7 +195,34 @@ class LdapDirectory:
         if not changes:
             return "nothing to change"
         conn.call(lambda c: c.modify(dn, changes))
+        self._after(action, normalize_dn(dn))
+        if kind is ActionKind.REVOKE_CREDENTIALS:
+            self._relock(dn, conn)
         return ""
+
+    def _after(self, action: Action, ndn: str) -> None:
+        """Remember what a write put in place, for the later writes and read-backs of
+        the cycle: the managed DNs created, the locks set and cleared."""
+        if action.kind is ActionKind.CREATE:
+            self.reader.keys[ndn] = action.person
+        elif action.kind is ActionKind.DISABLE:
+            self.reader.locks[ndn] = disabled_value(self.config)
+        elif action.kind is ActionKind.ENABLE:
+            self.reader.locks.pop(ndn, None)
+
+    def _relock(self, dn: str, conn: LdapConnection) -> None:
+        """Put back the ppolicy lock the removal of credentials may have dropped (see
+        the module's docstring). Only a lock known to be there is put back: one
+        observed, or set by this cycle's disable."""
+        lock = self.reader.locks.get(normalize_dn(dn))
+        if self.config.disable.method != "ppolicy" or lock is None:
+            return
+        relock = {PPOLICY_LOCK: [(MODIFY_REPLACE, [lock])]}
+        try:
+            conn.call(lambda c: c.modify(dn, relock))
+        except PermanentError as exc:
+            note = f"credentials removed, but the lock was not put back: {exc}"
+            raise PermanentError(note) from exc
 
     def _new_entry(self, action: Action) -> dict[str, Any]:
         cfg = self.config
@@ -273,7 +238,7 @@ class LdapDirectory:
 
     def _changes(self, action: Action, dn: str) -> dict[str, list[tuple[str, list[str]]]]:
         kind = action.kind
-        lock_attr = self._lock_attribute() or ""
+        lock_attr = self.reader.lock_attr or ""
         if kind is ActionKind.UPDATE:
             return {
                 name: [(MODIFY_REPLACE, list(values))] for name, values in action.changes.items()
@@ -282,26 +247,18 @@ class LdapDirectory:
             value = [generalized_time(action.expiry)] if action.expiry else []
             return {"pwdEndTime": [(MODIFY_REPLACE, value)]}
         if kind is ActionKind.DISABLE:
-            return {lock_attr: [(MODIFY_REPLACE, [self._disabled_value()])]}
+            return {lock_attr: [(MODIFY_REPLACE, [disabled_value(self.config)])]}
         if kind is ActionKind.ENABLE:
             enabled = self.config.disable.enabled_value
             if self.config.disable.method == "attribute" and enabled is not None:
                 return {lock_attr: [(MODIFY_REPLACE, [enabled])]}
             return {lock_attr: [(MODIFY_REPLACE, [])]}
         if kind is ActionKind.REVOKE_CREDENTIALS:
-            present = self._credentials.get(normalize_dn(dn)) or set(
+            present = self.reader.credentials.get(normalize_dn(dn)) or set(
                 self.config.credential_attributes
             )
             return {name: [(MODIFY_REPLACE, [])] for name in sorted(present)}
         raise PermanentError(f"{self.name}: cannot apply {kind.value} to an account")
-
-    def _disabled_value(self) -> str:
-        method = self.config.disable
-        if method.method == "ppolicy":
-            return LOCKED_FOREVER
-        if method.method == "nsaccountlock":
-            return "TRUE"
-        return method.disabled_value or ""
 
     def _members(self, actions: Sequence[Action], report: Report) -> None:
         """One modify per group; a refused batch is sent again one member at a time."""

@@ -1,6 +1,7 @@
 """SCIM payloads for plan actions and observed values from SCIM resources. Pure.
 
-Used by ``targets.scim.target`` (observation) and ``targets.scim.writes`` (changes).
+Used by ``targets.scim.target`` (observation), ``targets.scim.readback`` (verification)
+and ``targets.scim.writes`` (changes).
 Resources are the JSON objects of RFC 7643 as plain dicts. Template names
 (``targets.*.attributes``) are attribute paths as RFC 7644 §3.5.2 writes them:
 ``displayName``, ``name.givenName``, ``urn:...:enterprise:2.0:User:organization``.
@@ -12,13 +13,13 @@ SCIM id>}`` on the wire.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from scim2_models import ScimFilter
 
 from syncd.config import ENTERPRISE_USER
-from syncd.core.model import Action
+from syncd.core.model import Action, ObservedAccount
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -87,6 +88,34 @@ def observed(
     if isinstance(value, str | int | float) and value != "":
         return (str(value),)
     return ()
+
+
+def account(
+    resource: Mapping[str, Any],
+    prefix: str,
+    paths: Iterable[str],
+    members: Mapping[str, Collection[str]],
+    managers: Mapping[str, str],
+) -> ObservedAccount | None:
+    """A user as the planner sees it, None when it is not managed (its ``externalId``
+    lacks ``prefix``; checked here too, for servers whose ``sw`` ignores case).
+    ``members``: user id -> the managed groups (configured names) that hold it."""
+    external = str(resource.get("externalId") or "")
+    if not external.startswith(prefix):
+        return None
+    ref = str(resource["id"])
+    return ObservedAccount(
+        key=external[len(prefix) :].lower(),
+        ref=ref,
+        username=str(resource.get("userName") or ""),
+        enabled=resource.get("active") is not False,
+        expiry=None,  # SCIM has no account end date
+        # The password is write-only in SCIM (RFC 7643 §4.1.1): nothing to observe,
+        # so nothing to revoke; active=false is what ends access.
+        has_credentials=False,
+        groups=frozenset(members.get(ref, ())),
+        attributes={path: observed(resource, path, managers) for path in paths},
+    )
 
 
 def wire(path: str, values: tuple[str, ...], manager: str | None) -> Any:
@@ -175,14 +204,17 @@ def any_of(attribute: str, values: Iterable[str]) -> str:
     return " or ".join(f"{attribute} eq {ScimFilter.quote(v)}" for v in values)
 
 
-def any_of_filters(attribute: str, values: Iterable[str]) -> list[str]:
-    """Filters matching any of ``values`` together, each short enough for a URL
-    (servers commonly refuse request lines over 8 kB)."""
+def any_of_filters(attribute: str | tuple[str, ...], values: Iterable[str]) -> list[str]:
+    """Filters matching any of ``values`` (in any of the attributes, when several are
+    given) together, each short enough for a URL (servers commonly refuse request
+    lines over 8 kB)."""
+    attributes = (attribute,) if isinstance(attribute, str) else attribute
     filters: list[str] = []
     terms: list[str] = []
     size = 0
     for value in values:
-        term = f"{attribute} eq {ScimFilter.quote(value)}"
+        quoted = ScimFilter.quote(value)
+        term = " or ".join(f"{name} eq {quoted}" for name in attributes)
         if terms and size + len(term) > _FILTER_CHARS:
             filters.append(" or ".join(terms))
             terms, size = [], 0

@@ -22,6 +22,8 @@ from syncd.targets.base import Report, gather
 from syncd.targets.scim import mapping
 from syncd.targets.scim.session import Known, ScimSession, retried
 
+EXCLUDE_MEMBERS = {"excludedAttributes": "members"}  # with patch_excludes_members
+
 
 class Memberships:
     """Carries out membership actions for ``ScimDirectory``."""
@@ -84,13 +86,18 @@ class Memberships:
         model = self.known.caps.group
         if self.known.caps.patch:
             body = mapping.patch(mapping.member_operations(add, users))
+            # No query parameters unless asked for: some servers apply a PATCH sent
+            # with ``excludedAttributes=members`` to the whole member list.
+            params = EXCLUDE_MEMBERS if self.session.config.patch_excludes_members else None
             self.session.call(
                 lambda s: s.modify(
                     model,
                     group,
                     PatchOp[model].model_validate(body),  # type: ignore[valid-type]
-                    # The answer need not repeat a large group's members.
-                    params={"excludedAttributes": "members"},
+                    # The answer (a large group's members, maybe) is not read.
+                    check_response_payload=False,
+                    expected_status_codes=[200, 204],
+                    params=params,
                 ),
                 notes,
             )

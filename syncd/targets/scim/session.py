@@ -80,6 +80,8 @@ class Known:
     ids: dict[str, str] = field(default_factory=dict)  # person key -> id, created this cycle
     groups: dict[str, str] = field(default_factory=dict)  # configured displayName -> id
     managers: dict[str, str | None] = field(default_factory=dict)  # sponsor -> user id
+    unresolved: dict[str, str] = field(default_factory=dict)  # sponsor -> why not looked up
+    identities: dict[str, str] = field(default_factory=dict)  # user id -> e-mail or userName
 
     def user_id(self, action: Action) -> str | None:
         """The SCIM id an action is about: observed, or created this cycle."""
@@ -163,13 +165,13 @@ class ScimSession:
         return self.call(partial(_page, model=model, id=id, params=None))
 
     def find(
-        self, model: type[Resource[Any]], attribute: str, values: Iterable[str]
+        self, model: type[Resource[Any]], attribute: str | tuple[str, ...], values: Iterable[str]
     ) -> list[dict[str, Any]]:
-        """Resources whose ``attribute`` equals any of ``values``, and maybe others:
-        callers pick what they need. OR filters that fit in a URL, sent in parallel; or,
-        when listing every resource takes fewer requests (a first sync into a new
-        application), that list. Call it from the main thread only (it waits for the
-        pool)."""
+        """Resources whose ``attribute`` (or any of several) equals any of ``values``,
+        and maybe others: callers pick what they need. OR filters that fit in a URL,
+        sent in parallel; or, when listing every resource takes fewer requests (a
+        first sync into a new application), that list. Call it from the main thread
+        only (it waits for the pool)."""
         queries = any_of_filters(attribute, sorted(set(values)))
         if len(queries) <= 1:
             return self.search(model, queries[0]) if queries else []

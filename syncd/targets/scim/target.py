@@ -1,14 +1,16 @@
 """The ``scim`` target: a SCIM 2.0 service provider (SPEC §3, RFC 7643/7644), such as
 the user API of a SaaS application.
 
-Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
+Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` (apply,
+read_back).
 The managed scope is the users whose ``externalId`` starts with the configured prefix
 (``externalId`` = prefix + person key): nothing else is changed, and only those users
 are added to or removed from the configured groups, found by ``displayName``.
 Observation reads the discovery documents (three requests), the managed users (one
 request per page), the configured groups and the managers that are not managed users
-themselves (OR filters, about a hundred names a request): requests grow with pages,
-not users.
+themselves (OR filters, about a hundred names a request), and the sponsors found to
+be no users of the application in an earlier cycle (``targets.scim.sponsors``):
+requests grow with pages, not users.
 The server does not have to fill ``User.groups``: memberships come from the groups.
 """
 
@@ -21,12 +23,22 @@ from typing import Any
 from scim2_models import ScimFilter
 
 from syncd.config import ScimTarget
-from syncd.core.model import Action, ActionKind, Conflict, Observed, ObservedAccount, Outcome
+from syncd.core.model import (
+    Action,
+    ActionKind,
+    Conflict,
+    Observed,
+    ObservedAccount,
+    Outcome,
+    ReadBack,
+)
 from syncd.errors import PermanentError, TargetError
 from syncd.targets.base import Report, keep_first
 from syncd.targets.scim import mapping
 from syncd.targets.scim.members import Memberships
+from syncd.targets.scim.readback import Reader
 from syncd.targets.scim.session import Known, ScimSession
+from syncd.targets.scim.sponsors import Sponsors
 from syncd.targets.scim.writes import Writer
 
 log = logging.getLogger(__name__)
@@ -45,6 +57,7 @@ class ScimDirectory:
         self.groups = groups  # managed groups' displayNames as configured
         self.session = ScimSession(config, name)
         self.known: Known | None = None  # what the current cycle learned
+        self.sponsors = Sponsors(name, self.session)  # kept across cycles
 
     # -- observation -------------------------------------------------------------------
     def observe(self) -> Observed:
@@ -54,37 +67,22 @@ class ScimDirectory:
         users = self.session.search(known.caps.user, f"externalId sw {ScimFilter.quote(prefix)}")
         members, missing = self._groups(known)
         managers = self._managers(known, users)
+        known.identities.update(managers)
+        paths = list(self.config.attributes)
         accounts: dict[str, ObservedAccount] = {}
         for resource in users:
-            external = str(resource.get("externalId") or "")
-            if not external.startswith(prefix):
+            account = mapping.account(resource, prefix, paths, members, managers)
+            if account is None:
                 continue  # a server whose "sw" ignores case
-            key, ref = external[len(prefix) :].lower(), str(resource["id"])
-            keep_first(
-                accounts,
-                ObservedAccount(
-                    key=key,
-                    ref=ref,
-                    username=str(resource.get("userName") or ""),
-                    enabled=resource.get("active") is not False,
-                    expiry=None,  # SCIM has no account end date
-                    # The password is write-only in SCIM (RFC 7643 §4.1.1): nothing to
-                    # observe, so nothing to revoke; active=false is what ends access.
-                    has_credentials=False,
-                    groups=frozenset(members.get(ref, ())),
-                    attributes={
-                        path: mapping.observed(resource, path, managers)
-                        for path in self.config.attributes
-                    },
-                ),
-                self.name,
-            )
-            if accounts[key].ref != ref:
+            keep_first(accounts, account, self.name)
+            if accounts[account.key] is not account:
                 continue  # a second user of one person: left alone
-            known.users[ref] = resource
+            known.users[account.ref] = resource
             version = (resource.get("meta") or {}).get("version")
             if version:
-                known.versions[ref] = str(version)
+                known.versions[account.ref] = str(version)
+        self.sponsors.recheck(known, accounts)
+        accounts = {key: self.sponsors.settled(known, a) for key, a in accounts.items()}
         return Observed(accounts, missing_groups=missing)
 
     def _groups(self, known: Known) -> tuple[dict[str, set[str]], frozenset[str]]:
@@ -165,7 +163,20 @@ class ScimDirectory:
         if actions[0].kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
             Memberships(self.name, self.session, known).apply(actions, report)
         else:
-            Writer(self.name, self.session, known).users(actions, report)
+            Writer(self.name, self.session, known, self.sponsors).users(actions, report)
+
+    def read_back(
+        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+    ) -> ReadBack:
+        """The users ((person key, SCIM id) pairs) and configured groups as the server
+        holds them now (``targets.scim.readback``): OR filters of about ninety users a
+        request and one read per group. Every ``kind`` is verified on the same values
+        (``active``, existence, membership). ``members`` / ``others``: the managed
+        users (observed this cycle, or created by it) in each group, and the rest."""
+        reader = Reader(
+            self.name, self.session, self._known(), self.sponsors, list(self.config.attributes)
+        )
+        return reader.read(accounts, groups)
 
     def _known(self) -> Known:
         if self.known is None:

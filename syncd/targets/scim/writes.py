@@ -13,7 +13,6 @@ is not overwritten.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,8 +26,8 @@ from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.targets.base import Report, gather
 from syncd.targets.scim import mapping
 from syncd.targets.scim.session import TEMPORARY_STATUS, Known, ScimSession, retried
+from syncd.targets.scim.sponsors import Sponsors, lookup_note, sponsor, without_manager
 
-log = logging.getLogger(__name__)
 _ENVELOPE = 200  # bytes of a bulk request around its operations
 
 
@@ -61,14 +60,16 @@ Verdict = tuple[bool | None, str, str | None]  # Outcome's ok, detail and ref
 class Writer:
     """Carries out one kind of action at a time for ``ScimDirectory``."""
 
-    def __init__(self, name: str, session: ScimSession, known: Known) -> None:
+    def __init__(self, name: str, session: ScimSession, known: Known, sponsors: Sponsors) -> None:
         self.name = name
         self.session = session
         self.known = known
+        self.sponsors = sponsors
 
     # -- users -------------------------------------------------------------------------
     def users(self, actions: Sequence[Action], report: Report) -> None:
-        self._resolve_sponsors(actions)
+        self.sponsors.resolve(self.known, filter(None, map(sponsor, actions)))
+        self.sponsors.learn(self.known, actions)
         requests = []
         for action in actions:
             try:
@@ -92,11 +93,9 @@ class Writer:
         """The HTTP request that carries ``action`` out; ``PermanentError`` when none can."""
         kind, known = action.kind, self.known
         self._check_schemas(action)
-        sponsor = self._sponsor(action)
-        manager = known.managers.get(sponsor or "")
-        note = ""
-        if sponsor and manager is None:
-            note = f"manager not set: sponsor {sponsor} is not a user of {self.name}"
+        name = sponsor(action)
+        manager = known.managers.get(name or "")
+        note = lookup_note(known, name, self.name)
         if kind is ActionKind.CREATE:
             data = mapping.new_user(action, known.prefix, manager)
             return Request(action, "POST", "/Users", data, note=note)
@@ -123,13 +122,18 @@ class Writer:
     def _modify(self, action: Action, user: str, manager: str | None, note: str) -> Request:
         """A PATCH (or, without PATCH, a PUT of the user as read) of an existing user."""
         kind, known, path = action.kind, self.known, f"/Users/{user}"
+        unresolved = sponsor(action) in known.unresolved
         if kind is ActionKind.UPDATE:
+            # A sponsor who could not be looked up leaves the manager as it is.
+            changes = without_manager(action.changes) if unresolved else action.changes
             current = mapping.read(known.users.get(user, {}), mapping.MANAGER)
-            operations = mapping.attribute_operations(action.changes, manager, bool(current))
+            operations = mapping.attribute_operations(changes, manager, bool(current))
         elif kind in (ActionKind.ENABLE, ActionKind.DISABLE):
             operations = mapping.active_operations(kind is ActionKind.ENABLE)
         else:
             raise PermanentError(f"{self.name}: SCIM has no equivalent of {kind.value}")
+        if not operations and unresolved:
+            raise PermanentError(f"{self.name}: {note}")
         if not operations:
             return Request(action, "", path, note=note or "nothing to change")
         if known.caps.patch:
@@ -139,43 +143,6 @@ class Writer:
             raise PermanentError(f"{self.name}: no copy of {action.username} to PUT")
         data = mapping.replaced(known.users[user], operations)
         return Request(action, "PUT", path, data, known.versions.get(user), note)
-
-    @staticmethod
-    def _sponsor(action: Action) -> str | None:
-        values = action.changes.get(mapping.MANAGER)
-        return values[0] if values else None
-
-    def _resolve_sponsors(self, actions: Sequence[Action]) -> None:
-        """Sponsors' user ids, looked up by e-mail or userName, a few per request."""
-        wanted = {s for a in actions if (s := self._sponsor(a)) and s not in self.known.managers}
-        if not wanted:
-            return
-        by_name: dict[str, set[str]] = {}
-        for user in self._candidates(wanted):
-            names = {str(e.get("value", "")).lower() for e in user.get("emails") or []}
-            names.add(str(user.get("userName", "")).lower())
-            for sponsor in wanted:
-                if sponsor.lower() in names:
-                    by_name.setdefault(sponsor, set()).add(str(user["id"]))
-        for sponsor in wanted:
-            ids = by_name.get(sponsor, set())
-            if len(ids) > 1:
-                log.warning(
-                    "%s: sponsor %s names %d users; no manager set", self.name, sponsor, len(ids)
-                )
-            self.known.managers[sponsor] = next(iter(ids)) if len(ids) == 1 else None
-
-    def _candidates(self, wanted: set[str]) -> list[dict[str, Any]]:
-        """Users whose e-mail or userName may be one of the ``wanted`` sponsors."""
-        try:
-            return [
-                user
-                for attribute in ("emails.value", "userName")
-                for user in self.session.find(self.known.caps.user, attribute, wanted)
-            ]
-        except PermanentError as exc:
-            log.warning("%s: sponsors cannot be looked up, no manager set: %s", self.name, exc)
-            return []
 
     # -- sending -----------------------------------------------------------------------
     def _singly(

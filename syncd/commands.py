@@ -1,0 +1,117 @@
+"""Command handlers that only read: ``syncd attest`` and ``syncd expiring``, and the
+exit codes every command shares (SPEC §7).
+
+Called by ``syncd.cli``, which parses the command line, maps errors to exit codes and
+dispatches here. ``attest`` observes the targets and plans nothing for them: it writes
+only to the audit trail, where every attestation is evidence worth keeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from syncd import report
+from syncd.audit import AuditError, AuditWriter
+from syncd.audit.records import START, STOP
+from syncd.config import Config, config_path, load_config
+from syncd.core.attest import Attestation
+from syncd.core.desired import resolve
+from syncd.core.model import PersonState
+from syncd.core.timeutil import parse_duration
+from syncd.engine import attest_cycle, close_all, open_targets, plan_cycle, read_source
+from syncd.errors import SyncdError
+
+OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(config_path(args.config))
+
+
+def attest(args: argparse.Namespace) -> int:
+    """Observe every target (or those ``--target`` names), attest each managed scope,
+    record the attestations in the audit trail and print them. 0: clean; 1: a violation
+    found, or a target could not be observed."""
+    config = load(args)
+    targets = open_targets(config, args.target)
+    try:
+        cycle = plan_cycle(config, datetime.now(UTC), targets)
+    finally:
+        close_all(targets)
+    attestations = attest_cycle(cycle)
+    recorded = _record(config, attestations, cycle.errors, sorted(targets))
+    if args.json:
+        document = report.attestations_json(attestations, cycle.errors, recorded)
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print(report.render_attestations(attestations, cycle.errors))
+    if cycle.errors or any(not a.clean for a in attestations):
+        return FAILED
+    return OK
+
+
+def _record(
+    config: Config, attestations: list[Attestation], errors: dict[str, str], targets: list[str]
+) -> bool:
+    """Write the attestations between a start and a stop record; False when the trail
+    is held by another writer (a running daemon, which attests every cycle itself)."""
+    correlation = str(uuid.uuid4())
+    try:
+        audit = AuditWriter.from_config(config.audit, correlation)
+    except AuditError as exc:
+        print(f"note: attestation not recorded in the audit trail: {exc}", file=sys.stderr)
+        return False
+    with audit:
+        audit.event(START, "Start", "attest started", correlation, targets=targets)
+        for attestation in attestations:
+            audit.attestation(attestation, correlation)
+        found = sum(len(a.violations) for a in attestations)
+        unobserved = "".join(f"; {name} not observed: {why}" for name, why in errors.items())
+        message = f"attest finished: {len(attestations)} targets, {found} violations{unobserved}"
+        audit.event(STOP, "Stop", message, correlation)
+    return True
+
+
+def expiring(args: argparse.Namespace) -> int:
+    config = load(args)
+    try:
+        within = parse_duration(args.within)
+    except ValueError as exc:
+        raise SyncdError(f"--within: {exc}") from exc
+    now = datetime.now(UTC)
+    people = resolve(read_source(config).contracts, config.core_policy(), now)
+    horizon = now + within
+    ending = [
+        p
+        for p in people.values()
+        if p.state is PersonState.ACTIVE and p.access_end is not None and p.access_end <= horizon
+    ]
+    rows = report.expiring_rows(ending)
+    if args.json:
+        print(
+            json.dumps(
+                {"format": "syncd.expiring/1", "within": args.within, "people": rows},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return OK
+    if not rows:
+        print(f"No access ends within {args.within}.")
+    for row in rows:
+        left = _left(datetime.fromisoformat(row["end"].replace("Z", "+00:00")) - now)
+        sponsor = f" sponsor {row['sponsor']}" if row["sponsor"] else ""
+        print(
+            f"{row['end']}  in {left:>7}  {row['username']} ({row['person']}) "
+            f"contract {', '.join(row['contract_ids'])}{sponsor}"
+        )
+    return OK
+
+
+def _left(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours // 24}d{hours % 24}h" if hours >= 24 else f"{hours}h"

@@ -1,0 +1,219 @@
+"""How the ``ldap`` target reads its managed scope: the observation of a cycle and the
+read-back after writes share the attributes read, the presence searches for
+credentials, the group base reads and the account an entry is.
+
+Called by ``targets.ldap.target``. Credentials are found with presence filters that
+return no attributes, since the service account may not be allowed to read password
+values: evidence says "present", never a value.
+
+* Observation: one paged search of the managed entries, one per credential attribute,
+  one base read per managed group.
+* Read-back: for account actions, per 100 person keys one search of the entries (OR
+  filters on the key attribute under the base DN, reading only the lock and
+  ``pwdEndTime``) and, for a revoke, one presence search per credential attribute.
+  For membership actions one base read per group asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ldap3.utils.conv import escape_filter_chars
+
+from syncd.config import LdapTarget
+from syncd.core.model import ActionKind, Observed, ObservedAccount, ReadBack
+from syncd.targets.base import keep_first
+from syncd.targets.directory.connection import LdapConnection
+from syncd.targets.directory.readback import by_keys, holders, members_of, scopes, split
+from syncd.targets.directory.values import (
+    lowered,
+    normalize_dn,
+    parse_generalized_time,
+    under,
+)
+
+LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
+PPOLICY_LOCK = "pwdAccountLockedTime"
+PRESENT = ("present",)  # a credential's evidence: never its value
+Decoded = dict[str, tuple[str, ...]]
+
+
+def lock_attribute(config: LdapTarget) -> str | None:
+    """The attribute that holds the disabled state under ``disable.method``."""
+    method = config.disable
+    return {"ppolicy": PPOLICY_LOCK, "nsaccountlock": "nsAccountLock"}.get(
+        method.method, method.attribute
+    )
+
+
+def disabled_value(config: LdapTarget) -> str:
+    """The value the lock attribute takes when syncd disables an account."""
+    method = config.disable
+    if method.method == "ppolicy":
+        return LOCKED_FOREVER
+    if method.method == "nsaccountlock":
+        return "TRUE"
+    return method.disabled_value or ""
+
+
+class LdapReader:
+    """Reads the managed entries of one LDAP directory, and remembers for the writes of
+    the cycle what it saw: credentials present, locks in place, managed DNs."""
+
+    def __init__(
+        self, name: str, config: LdapTarget, conn: LdapConnection, groups: frozenset[str]
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.conn = conn
+        self.groups = groups
+        self.base = normalize_dn(config.base_dn)
+        self.lock_attr = lock_attribute(config)
+        # normalized DN -> credential attributes present, as observed
+        self.credentials: dict[str, set[str]] = {}
+        # normalized DN -> lock value in place (observed, or set by a disable this cycle)
+        self.locks: dict[str, str] = {}
+        # normalized DN -> person key, for the managed accounts of this cycle: observed,
+        # created or read back
+        self.keys: dict[str, str] = {}
+
+    def attributes(self, templated: bool = True) -> list[str]:
+        """What observation reads of an entry; a read-back skips the templated
+        attributes, which it does not judge."""
+        cfg = self.config
+        attrs = [cfg.key_attribute, cfg.username_attribute]
+        attrs += [*cfg.attributes] if templated else []
+        extra = (self.lock_attr, "pwdEndTime" if cfg.native_expiry else None)
+        return attrs + [a for a in extra if a]
+
+    # -- observation -------------------------------------------------------------------
+    def observe(self) -> Observed:
+        cfg = self.config
+        key_filter = f"({escape_filter_chars(cfg.key_attribute)}=*)"
+        entries = self.conn.paged(cfg.base_dn, key_filter, self.attributes())
+        self.credentials = self._holding(key_filter)
+        members, missing = members_of(self.conn, self.groups, cfg.member_attribute)
+        member_of = holders(members)
+        self.locks, self.keys = {}, {}
+        accounts: dict[str, ObservedAccount] = {}
+        for dn, entry in sorted(entries, key=lambda e: e[0]):
+            decoded = lowered(entry)
+            account = self.account(dn, decoded, member_of, self.credentials)
+            if account is None:
+                continue
+            ndn = normalize_dn(dn)
+            self.keys[ndn] = account.key
+            lock = decoded.get((self.lock_attr or "").lower(), ())
+            if not account.enabled and lock:
+                self.locks[ndn] = lock[0]
+            keep_first(accounts, account, self.name)
+        return Observed(accounts, missing_groups=missing)
+
+    def _holding(self, scope: str) -> dict[str, set[str]]:
+        """Normalized DN -> the credential attributes present, for the entries matching
+        ``scope``: one presence search per credential attribute, returning no values."""
+        found: dict[str, set[str]] = {}
+        for cred in self.config.credential_attributes:
+            cred_filter = f"(&{scope}({escape_filter_chars(cred)}=*))"
+            for dn, _ in self.conn.paged(self.config.base_dn, cred_filter, ["1.1"]):
+                found.setdefault(normalize_dn(dn), set()).add(cred)
+        return found
+
+    def account(
+        self,
+        dn: str,
+        attributes: Decoded,
+        member_of: Mapping[str, Iterable[str]],
+        credentials: Mapping[str, set[str]],
+    ) -> ObservedAccount | None:
+        """The managed account a decoded entry is, or None when it is outside the scope."""
+        cfg = self.config
+        keys = attributes.get(cfg.key_attribute.lower(), ())
+        ndn = normalize_dn(dn)
+        if not keys or not under(ndn, self.base):
+            return None
+        expiry = None
+        if cfg.native_expiry:
+            end = attributes.get("pwdendtime", ())
+            expiry = parse_generalized_time(end[0]) if end else None
+        return ObservedAccount(
+            key=keys[0].lower(),
+            ref=dn,
+            username=(attributes.get(cfg.username_attribute.lower()) or ("",))[0],
+            enabled=self.enabled(attributes),
+            expiry=expiry,
+            has_credentials=bool(credentials.get(ndn)),
+            groups=frozenset(member_of.get(ndn, ())),
+            attributes={name: attributes.get(name.lower(), ()) for name in cfg.attributes},
+        )
+
+    def enabled(self, attributes: Mapping[str, tuple[str, ...]]) -> bool:
+        values = attributes.get((self.lock_attr or "").lower(), ())
+        method = self.config.disable
+        if method.method == "ppolicy":
+            return not values
+        if method.method == "nsaccountlock":
+            return not values or values[0].upper() != "TRUE"
+        return not values or values[0] != method.disabled_value
+
+    # -- read-back ---------------------------------------------------------------------
+    def read_back(
+        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+    ) -> ReadBack:
+        """The accounts (person key, DN) and groups asked for, as the directory holds
+        them now; see the module's docstring for the searches it costs."""
+        state: dict[str, ObservedAccount | None] = {}
+        evidence: dict[str, dict[str, tuple[str, ...]]] = {}
+        if accounts:
+            state, evidence = self._accounts(kind, [key for key, _ in accounts])
+        members, _missing = members_of(self.conn, groups, self.config.member_attribute)
+        managed, others = split(members, self.keys)
+        return ReadBack(state, evidence, managed, others)
+
+    def _accounts(
+        self, kind: ActionKind, keys: list[str]
+    ) -> tuple[dict[str, ObservedAccount | None], dict[str, dict[str, tuple[str, ...]]]]:
+        cfg = self.config
+        entries = by_keys(self.conn, [cfg.base_dn], cfg.key_attribute, keys, self.attributes(False))
+        credentials: dict[str, set[str]] | None = None
+        if kind is ActionKind.REVOKE_CREDENTIALS:
+            credentials = {}
+            for scope in scopes(cfg.key_attribute, keys):
+                for dn, held in self._holding(scope).items():
+                    credentials.setdefault(dn, set()).update(held)
+        found: dict[str, tuple[ObservedAccount, Decoded]] = {}
+        for dn, entry in sorted(entries, key=lambda e: e[0]):
+            decoded = lowered(entry)
+            account = self.account(dn, decoded, {}, credentials or {})
+            if account is not None:
+                found.setdefault(account.key, (account, decoded))
+                self.keys[normalize_dn(dn)] = account.key
+        state: dict[str, ObservedAccount | None] = {}
+        evidence: dict[str, dict[str, tuple[str, ...]]] = {}
+        for key in keys:
+            account, decoded = found.get(key.lower(), (None, {}))
+            state[key] = account
+            if account is not None:
+                evidence[key] = self.evidence(account, decoded, credentials)
+        return state, evidence
+
+    def evidence(
+        self,
+        account: ObservedAccount,
+        attributes: Decoded,
+        credentials: Mapping[str, set[str]] | None,
+    ) -> dict[str, tuple[str, ...]]:
+        """The raw values an account's verdicts rest on, in the directory's terms: the
+        lock attribute, ``pwdEndTime`` and, when they were read, each credential
+        attribute ("present" or absent)."""
+        cfg = self.config
+        found: dict[str, tuple[str, ...]] = {}
+        if self.lock_attr:
+            found[self.lock_attr] = attributes.get(self.lock_attr.lower(), ())
+        if credentials is not None:
+            held = credentials.get(normalize_dn(account.ref), set())
+            for cred in cfg.credential_attributes:
+                found[cred] = PRESENT if cred in held else ()
+        if cfg.native_expiry:
+            found["pwdEndTime"] = attributes.get("pwdendtime", ())
+        return found
