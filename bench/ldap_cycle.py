@@ -485,7 +485,7 @@ def phase_syncd(
         (syncd.engine, "resolve", "resolve"),
         (LdapDirectory, "observe", "observe"),
         (LdapDirectory, "find_conflicts", "conflicts"),
-        (syncd.engine, "plan_target", "plan"),
+        (syncd.engine, "plan_with_waits", "plan"),
         (syncd.engine, "apply_plan", "apply"),
         (syncd.report, "render_plan", "report"),
         (syncd.report, "render_results", "report"),

@@ -75,6 +75,9 @@ def main() -> int:
         ldap = config["targets"]["corp-ldap"]
         ldap.update(url=server.ldaps_url, ca_file=str(server.ca_file), password_file=str(password))
         config["audit"]["path"] = str(work / "audit.jsonl")
+        # the state folder holds when each orphan was first seen absent (policy.orphan_grace)
+        (work / "state").mkdir(mode=0o750, exist_ok=True)
+        config["daemon"]["state_dir"] = str(work / "state")
         path = work / "syncd.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         tls = Tls(ca_certs_file=str(server.ca_file))

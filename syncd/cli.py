@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -29,6 +29,7 @@ from syncd.audit.verify import verify
 from syncd.audit.writer import rotated_files
 from syncd.commands import FAILED, HELD, OK, TAMPERED, USAGE
 from syncd.config import Config, config_path, load_config
+from syncd.core.text import json_safe, shown
 from syncd.core.timeutil import parse_duration, parse_instant
 from syncd.daemon import Controls, Daemon
 from syncd.engine import (
@@ -41,7 +42,7 @@ from syncd.engine import (
     run_cycle,
 )
 from syncd.errors import ConfigError, SourceError, SyncdError
-from syncd.state import StateLocked
+from syncd.state import Absences, StateLocked, read_absences
 from syncd.targets.base import Target
 
 log = logging.getLogger("syncd")
@@ -58,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.INFO
         if args.verbose
         else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[logfmt.plain_handler()],
     )
     # One-shot commands run as one cycle; the daemon relaxes the collector per cycle.
     relaxed = gc_relaxed() if args.func is not _run else contextlib.nullcontext()
@@ -67,13 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with relaxed:
             result: int = args.func(args)
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
+        print(f"config error:\n{report.lines(str(exc).split(chr(10)))}", file=sys.stderr)
         return USAGE
     except SourceError as exc:
-        print(f"source error, nothing changed: {exc}", file=sys.stderr)
+        print(f"source error, nothing changed: {shown(exc)}", file=sys.stderr)
         return USAGE
     except SyncdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return FAILED
     return result
 
@@ -174,11 +174,18 @@ def _at(text: str | None, config: Config) -> datetime:
 
 
 def _planned(
-    args: argparse.Namespace, config: Config, at: datetime, allow_mass_change: bool = False
+    args: argparse.Namespace,
+    config: Config,
+    at: datetime,
+    absent_since: Mapping[str, datetime],
+    allow_mass_change: bool = False,
 ) -> tuple[CyclePlan, dict[str, Target]]:
     targets = open_targets(config, args.target)
     try:
-        return plan_cycle(config, at, targets, allow_mass_change=allow_mass_change), targets
+        cycle = plan_cycle(
+            config, at, targets, allow_mass_change=allow_mass_change, absent_since=absent_since
+        )
+        return cycle, targets
     except BaseException:
         close_all(targets)
         raise
@@ -210,6 +217,12 @@ def _serve(daemon: Daemon, controls: Controls) -> None:
     ended: list[BaseException] = []
 
     def serve() -> None:
+        # The kernel hands a signal to any thread that does not block it; the main
+        # thread, asleep in join(), would only run the handler once this one ended.
+        # Blocked here, and in every thread started from here, signals reach it at once.
+        signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
+        )
         try:
             daemon.run(controls)
         except BaseException as exc:  # handed to the main thread, raised there
@@ -241,10 +254,11 @@ def _take_signals(controls: Controls) -> dict[signal.Signals, Handler]:
 
 def _plan(args: argparse.Namespace) -> int:
     config = _config(args)
-    cycle, targets = _planned(args, config, _at(args.at, config))
+    absent_since = read_absences(config.daemon.state_dir)
+    cycle, targets = _planned(args, config, _at(args.at, config), absent_since)
     close_all(targets)
     if args.json:
-        print(json.dumps(report.plan_json(cycle), indent=2, ensure_ascii=False))
+        print(json_safe(json.dumps(report.plan_json(cycle), indent=2, ensure_ascii=False)))
     else:
         print(report.render_plan(cycle))
     return _plan_code(cycle)
@@ -260,8 +274,17 @@ def _plan_code(cycle: CyclePlan) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     config = _config(args)
-    cycle, targets = _planned(args, config, _now(), args.allow_mass_change)
+    with Absences.open(config.daemon.state_dir, record=not args.dry_run) as absences:
+        return _sync_recording(args, config, absences)
+
+
+def _sync_recording(args: argparse.Namespace, config: Config, absences: Absences) -> int:
+    """``sync`` planning from the recorded absences, and recording them when it may."""
+    cycle, targets = _planned(args, config, _now(), absences.since, args.allow_mass_change)
+    absences.record(cycle.absent_since)
     print(report.render_plan(cycle))
+    if note := absences.note(cycle.waits):
+        print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
         close_all(targets)
         print("Dry run: nothing was changed.")
@@ -291,6 +314,8 @@ def _check(args: argparse.Namespace) -> int:
         f"{config_path(args.config)}: valid ({len(config.targets)} targets, "
         f"{len(config.roles)} roles)"
     )
+    for warning in config.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.online:
         return OK
     problems: list[str] = []
@@ -310,7 +335,7 @@ def _check(args: argparse.Namespace) -> int:
             )
         )
     for problem in problems:
-        print(f"  {problem}", file=sys.stderr)
+        print(f"  {shown(problem)}", file=sys.stderr)
     return USAGE if problems else OK
 
 
@@ -342,9 +367,9 @@ def _verify(args: argparse.Namespace) -> int:
             f"OK: {len(result.files)} files, {result.records} records ({span}), head {result.head}"
         )
     else:
-        print(f"TAMPERED: {result.problem}")
+        print(f"TAMPERED: {shown(result.problem)}")
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {shown(note)}", file=sys.stderr)
     if not result.files:
         return USAGE
     return OK if result.ok else TAMPERED

@@ -21,6 +21,7 @@ from syncd.config import Config, config_path, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import resolve
 from syncd.core.model import PersonState
+from syncd.core.text import json_safe, shown
 from syncd.core.timeutil import parse_duration
 from syncd.engine import attest_cycle, close_all, open_targets, plan_cycle, read_source
 from syncd.errors import SyncdError
@@ -46,7 +47,7 @@ def attest(args: argparse.Namespace) -> int:
     recorded = _record(config, attestations, cycle.errors, sorted(targets))
     if args.json:
         document = report.attestations_json(attestations, cycle.errors, recorded)
-        print(json.dumps(document, indent=2, ensure_ascii=False))
+        print(json_safe(json.dumps(document, indent=2, ensure_ascii=False)))
     else:
         print(report.render_attestations(attestations, cycle.errors))
     if cycle.errors or any(not a.clean for a in attestations):
@@ -63,7 +64,7 @@ def _record(
     try:
         audit = AuditWriter.from_config(config.audit, correlation)
     except AuditError as exc:
-        print(f"note: attestation not recorded in the audit trail: {exc}", file=sys.stderr)
+        print(f"note: attestation not recorded in the audit trail: {shown(exc)}", file=sys.stderr)
         return False
     with audit:
         audit.event(START, "Start", "attest started", correlation, targets=targets)
@@ -92,13 +93,8 @@ def expiring(args: argparse.Namespace) -> int:
     ]
     rows = report.expiring_rows(ending)
     if args.json:
-        print(
-            json.dumps(
-                {"format": "syncd.expiring/1", "within": args.within, "people": rows},
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        document = {"format": "syncd.expiring/1", "within": args.within, "people": rows}
+        print(json_safe(json.dumps(document, indent=2, ensure_ascii=False)))
         return OK
     if not rows:
         print(f"No access ends within {args.within}.")
@@ -106,8 +102,10 @@ def expiring(args: argparse.Namespace) -> int:
         left = _left(datetime.fromisoformat(row["end"].replace("Z", "+00:00")) - now)
         sponsor = f" sponsor {row['sponsor']}" if row["sponsor"] else ""
         print(
-            f"{row['end']}  in {left:>7}  {row['username']} ({row['person']}) "
-            f"contract {', '.join(row['contract_ids'])}{sponsor}"
+            shown(
+                f"{row['end']}  in {left:>7}  {row['username']} ({row['person']}) "
+                f"contract {', '.join(row['contract_ids'])}{sponsor}"
+            )
         )
     return OK
 

@@ -13,6 +13,13 @@ source (``syncd.watch.SourceWatch``). After each cycle it attests every target i
 observed (``syncd.core.attest``: one record per target in the audit trail), records
 metrics (``syncd.metrics``), sets the health state and tells systemd how things stand
 (``syncd.sdnotify``). One instance per state directory (``syncd.state``).
+
+The loop and its connections beat a ``syncd.pulse.Pulse``; a thread of its own sends
+``WATCHDOG=1`` while that pulse is alive, so a slow or frozen target never starves the
+watchdog and a hung loop still gets killed. On a stop, waits and retries end at once;
+requests still in flight ``STOP_GRACE`` seconds later are broken off, their writes
+recorded with an unknown outcome (checked by the next cycle), so a stop takes seconds
+whatever a target is doing.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syncd import engine
+from syncd import engine, pulse
 from syncd.apply import ApplyReport
 from syncd.audit import AuditWriter
 from syncd.audit.records import START, STOP
@@ -37,10 +44,11 @@ from syncd.core.model import PersonState
 from syncd.engine import CyclePlan, close_all, gc_relaxed, plan_cycle, run_cycle
 from syncd.errors import ConfigError, SyncdError
 from syncd.metrics import CycleResult, Health, Metrics, serve
-from syncd.sdnotify import Notifier
+from syncd.pulse import STOP_GRACE, Pulse
+from syncd.sdnotify import Notifier, Watchdog
 from syncd.state import StateDir
 from syncd.targets.base import Target
-from syncd.watch import Reading, Schedule, SourceWatch
+from syncd.watch import WATCH_EVERY, Reading, Schedule, SourceWatch, Stopping
 
 log = logging.getLogger(__name__)
 OpenTargets = Callable[[Config], dict[str, Target]]
@@ -106,6 +114,7 @@ class Daemon:
         self.schedule = Schedule()
         self.targets: dict[str, Target] = {}
         self.last_status = ""
+        self.pulse = Pulse()
         self._controls = Controls()
         self._ready = threading.Event()
         self._started = time.monotonic()
@@ -117,12 +126,25 @@ class Daemon:
         self._controls = controls
         self._ready = ready if ready is not None else threading.Event()
         self._started = time.monotonic()
+        self.pulse = Pulse(controls.stop)
+        self.health.retrying = self.pulse.troubles
         state = StateDir(self.config.daemon.state_dir)
         server = None
+        self._warn()
+        watchdog = Watchdog(self.notify, self.pulse.alive)
+        ended = threading.Event()
         try:
             if self.config.daemon.metrics_address:
                 server = serve(self.config.daemon.metrics_address, self.metrics, self.health)
-            with AuditWriter.from_config(self.config.audit, str(uuid.uuid4())) as audit:
+            self.notify.status("first cycle")
+            watchdog.start()
+            threading.Thread(
+                target=self._break_off_late, args=(ended,), name="syncd-stop", daemon=True
+            ).start()
+            with (
+                pulse.running(self.pulse),
+                AuditWriter.from_config(self.config.audit, str(uuid.uuid4())) as audit,
+            ):
                 audit.event(
                     START,
                     "Start",
@@ -130,10 +152,12 @@ class Daemon:
                     audit.correlation,
                     config=str(self.config_path),
                 )
-                self._loop(SourceWatch(state), audit)
+                self._loop(SourceWatch(state, self.pulse.wait), audit)
                 self.notify.stopping()
                 audit.event(STOP, "Stop", "daemon stopped", audit.correlation)
         finally:
+            ended.set()
+            watchdog.close()
             close_all(self.targets)
             self.targets = {}
             if server is not None:
@@ -143,26 +167,41 @@ class Daemon:
         log.info("stopped")
 
     def stopping(self) -> bool:
-        """Asked between batches of writes: also keeps systemd's watchdog fed during a
-        long cycle (a first sync of thousands of accounts outlasts WatchdogSec)."""
-        self.notify.watchdog()
+        """Asked between batches of writes: also a beat of the loop's pulse."""
+        self.pulse.beat()
         return self._controls.stop.is_set()
+
+    def _break_off_late(self, ended: threading.Event) -> None:
+        """Break off the requests still in flight ``STOP_GRACE`` seconds after a stop
+        (a thread of its own: the loop may be blocked in one of them)."""
+        stop = self._controls.stop
+        while not stop.wait(WATCH_EVERY):
+            if ended.is_set():
+                return
+        if not ended.wait(STOP_GRACE):
+            log.warning("still busy %.0f s after the stop: breaking off requests", STOP_GRACE)
+            self.pulse.abort()
 
     def _loop(self, source: SourceWatch, audit: AuditWriter) -> None:
         controls = self._controls
         self.metrics.set_interval(self.config.daemon.interval.total_seconds())
-        self.notify.status("first cycle")
         while not controls.stop.is_set():
+            self.pulse.beat()
             if controls.take_reload():
                 self._reload()
             forced = controls.take_cycle()
-            if forced or self.schedule.due(time.time()) or source.changed(self.config.source.path):
-                self._cycle(source, audit)
+            if forced or self.schedule.due(time.time()) or source.changed(self.config):
+                # The whole cycle, the source read included, with the collector relaxed;
+                # its full collection runs once the cycle's objects are gone, over a
+                # small heap: over a big source's live objects it would hold the GIL,
+                # and /metrics with it, for seconds.
+                with gc_relaxed():
+                    self._cycle(source, audit)
             self._ready_if_due()
-            self.notify.watchdog()
-            controls.wake.wait(
-                self.schedule.sleep_seconds(time.time(), self.notify.watchdog_seconds)
-            )
+            sleep = self.schedule.sleep_seconds(time.time())
+            sleep = min(sleep, source.settles_in or sleep)
+            self.pulse.beat(allow=sleep)
+            controls.wake.wait(sleep)
             controls.wake.clear()
 
     def _ready_if_due(self) -> None:
@@ -190,13 +229,24 @@ class Daemon:
         self.metrics.set_interval(config.daemon.interval.total_seconds())
         self.schedule.next_poll = 0.0  # apply the new config now
         log.info("config reloaded from %s", self.config_path)
+        self._warn()
+
+    def _warn(self) -> None:
+        """Log what the config weakens, at every start and reload, and show it in /healthz."""
+        self.health.warnings = self.config.warnings()
+        for warning in self.health.warnings:
+            log.warning("%s", warning)
 
     def _cycle(self, source: SourceWatch, audit: AuditWriter) -> None:
         config = self.config
         started = time.monotonic()
         now = datetime.now(UTC)
-        self.schedule.polled(time.time(), config.daemon.interval.total_seconds())
-        reading = source.read(config, now)
+        self.schedule.started(time.time(), config.daemon.interval.total_seconds())
+        try:
+            reading = source.read(config, now)
+        except Stopping:
+            return
+        self.pulse.beat()
         self.metrics.source_read(ok=not reading.degraded)
         if reading.source is None:
             self._failed(
@@ -208,27 +258,37 @@ class Daemon:
         try:
             if not self.targets:
                 self.targets = self.open_targets(config)
-            with gc_relaxed():
-                cycle = plan_cycle(
-                    config,
-                    now,
-                    self.targets,
-                    source=reading.source,
-                    expiries_only=bool(reading.degraded),
-                )
-                run = run_cycle(cycle, self.targets, audit, correlation, stopping=self.stopping)
+            cycle = plan_cycle(
+                config,
+                now,
+                self.targets,
+                source=reading.source,
+                expiries_only=bool(reading.degraded),
+                absent_since=source.state.load_absences(),
+            )
+            source.state.save_absences(cycle.absent_since)
+            # wake when an orphan's grace ends, as at a boundary
+            wake = [t for t in (self.schedule.boundary, cycle.grace_end) if t is not None]
+            self.schedule.boundary = min(wake, default=None)
+            self.pulse.beat()
+            run = run_cycle(cycle, self.targets, audit, correlation, stopping=self.stopping)
         except SyncdError as exc:
             self._failed(str(exc), CycleResult.FAILED)
             return
         self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
 
-    def _failed(self, reason: str, result: CycleResult) -> None:
-        """No cycle could run: back off, and say so."""
-        delay = self.schedule.failed(
+    def _back_off(self) -> float:
+        """Schedule the retry after a failure; its delay in seconds."""
+        self.pulse.clear_troubles()  # the cycle's verdict takes over
+        return self.schedule.failed(
             time.time(),
             self.config.daemon.backoff_max.total_seconds(),
             random.uniform(0.5, 1.0),  # noqa: S311 - jitter, not a secret
         )
+
+    def _failed(self, reason: str, result: CycleResult) -> None:
+        """No cycle could run: back off, and say so."""
+        delay = self._back_off()
         self.metrics.cycle_failed(result)
         self.health.set("failing", reason, failures=self.schedule.failures)
         self.notify.status(f"failing: {reason}")
@@ -253,7 +313,13 @@ class Daemon:
             finished=time.time(),
             attestations=attestations,
         )
-        self.schedule.finished(succeeded=result.succeeded)
+        unreachable = bool(cycle.errors) or any(r.unavailable for r in reports)
+        if unreachable and not self._controls.stop.is_set():  # retry soon, not at the poll
+            delay = self._back_off()
+            log.warning("a target could not be reached; next try in %.0fs", delay)
+        else:
+            self.pulse.clear_troubles()
+            self.schedule.finished(succeeded=result.succeeded)
         if result.succeeded:
             self.health.set("ok", "", last_cycle_seconds=round(seconds, 3))
         else:

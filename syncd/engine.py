@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,7 +35,7 @@ from syncd.core.model import (
     PersonState,
     TargetPlan,
 )
-from syncd.core.plan import plan_target
+from syncd.core.plan import Wait, absences, plan_with_waits
 from syncd.core.policy import TargetPolicy
 from syncd.errors import SyncdError, TargetError
 from syncd.sources import file as file_source
@@ -69,6 +69,15 @@ class CyclePlan:
     observed: dict[str, Observed] = field(default_factory=dict)  # by target
     errors: dict[str, str] = field(default_factory=dict)  # target -> why it has no plan
     policies: dict[str, TargetPolicy] = field(default_factory=dict)  # of observed targets
+    # by target: irreversible steps an orphan's absence calls for, due after the grace
+    waits: dict[str, tuple[Wait, ...]] = field(default_factory=dict)
+    # when each orphan was first seen absent, as of this cycle: for the next one
+    absent_since: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def grace_end(self) -> datetime | None:
+        """When the first step waiting for ``policy.orphan_grace`` comes due."""
+        return min((w.until for waits in self.waits.values() for w in waits), default=None)
 
 
 @dataclass(frozen=True)
@@ -146,10 +155,15 @@ def plan_cycle(
     allow_mass_change: bool = False,
     source: SourceRead | None = None,
     expiries_only: bool = False,
+    absent_since: Mapping[str, datetime] | None = None,
 ) -> CyclePlan:
     """Observe and plan every target. ``source``: contracts already read (the daemon's,
     possibly from its last good snapshot); ``expiries_only``: see ``plan_target``. A
-    target that cannot be observed gets no plan and its error is kept in ``errors``."""
+    target that cannot be observed gets no plan and its error is kept in ``errors``.
+    ``absent_since``: when each orphan was first seen absent (the state directory's
+    record; None: nothing recorded, every orphan's grace starts ``now``); the cycle's
+    ``absent_since`` is that record brought up to date (unchanged in ``expiries_only``)."""
+    previous = absent_since or {}
     read = source if source is not None else read_source(config)
     for record in read.invalid:
         log.warning("invalid contract record: %s", record)
@@ -165,17 +179,27 @@ def plan_cycle(
             continue
         cycle.observed[name] = observed
         cycle.policies[name] = config.target_policy(name)
-        cycle.plans.append(
-            plan_target(
-                cycle.policies[name],
-                people,
-                observed,
-                now,
-                protected=protected,
-                delete_after=config.core_policy().delete_after,
-                allow_mass_change=allow_mass_change,
-                expiries_only=expiries_only,
-            )
+        planned = plan_with_waits(
+            cycle.policies[name],
+            people,
+            observed,
+            now,
+            protected=protected,
+            delete_after=config.core_policy().delete_after,
+            allow_mass_change=allow_mass_change,
+            expiries_only=expiries_only,
+            absent_since=previous,
+            orphan_grace=config.core_policy().orphan_grace,
+        )
+        cycle.plans.append(planned.plan)
+        cycle.waits[name] = planned.waits
+    cycle.absent_since = dict(previous)
+    if not expiries_only:
+        # Accounts of a target not observed (down, or left out by --target) are unknown.
+        complete = set(cycle.observed) == set(config.targets)
+        seen = cycle.observed.values()
+        cycle.absent_since = absences(
+            previous, people, seen, now, protected=protected, complete=complete
         )
     return cycle
 

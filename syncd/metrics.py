@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -278,6 +278,11 @@ class Health:
     status: str = "starting"
     reason: str = "no cycle has finished yet"
     details: dict[str, Any] = field(default_factory=dict)
+    # what the running config weakens (``Config.warnings``), shown whatever the status
+    warnings: list[str] = field(default_factory=list)
+    # what the running cycle is retrying right now (``syncd.pulse.Pulse.troubles``): a
+    # cycle stuck on a target shows as failing before it ends
+    retrying: Callable[[], list[str]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def set(self, status: str, reason: str = "", **details: Any) -> None:
@@ -285,11 +290,19 @@ class Health:
             self.status, self.reason, self.details = status, reason, details
 
     def answer(self) -> tuple[int, dict[str, Any]]:
+        retrying = self.retrying() if self.retrying is not None else []
         with self.lock:
-            body = {"status": self.status, **self.details}
-            if self.reason:
-                body["reason"] = self.reason
-            return (200 if self.status == "ok" else 503), body
+            status, reason = self.status, self.reason
+            if retrying and status in ("ok", "starting"):
+                status, reason = "failing", f"a cycle is retrying: {'; '.join(retrying)}"
+            body = {"status": status, **self.details}
+            if reason:
+                body["reason"] = reason
+            if retrying:
+                body["retrying"] = retrying
+            if self.warnings:
+                body["warnings"] = list(self.warnings)
+            return (200 if status == "ok" else 503), body
 
 
 def serve(address: str, metrics: Metrics, health: Health) -> ThreadingHTTPServer:
@@ -318,5 +331,9 @@ def serve(address: str, metrics: Metrics, health: Health) -> ThreadingHTTPServer
 
     server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="syncd-http", daemon=True).start()
+    # polls for shutdown() every 0.1 s, so that a stop does not wait for it
+    serving = threading.Thread(
+        target=server.serve_forever, args=(0.1,), name="syncd-http", daemon=True
+    )
+    serving.start()
     return server

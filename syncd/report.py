@@ -3,6 +3,11 @@ for machines (``--json``).
 
 Called by the CLI. The JSON forms are versioned (``"format": "syncd.plan/1"``,
 ``"syncd.attest/1"``) and documented in the README; fields are only ever added to them.
+
+Lines for people carry values from the source and the targets (contract ids, usernames,
+DNs, server answers): each line is written with its control, separator and
+bidirectional characters escaped (``syncd.core.text.shown``), so no value can start a
+line of its own or reorder one.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 from syncd.apply import ApplyReport
 from syncd.core.attest import Attestation, ViolationKind
 from syncd.core.model import Action, ActionKind, Person
+from syncd.core.text import shown
 from syncd.core.timeutil import iso_utc
 from syncd.engine import CyclePlan, counts, summary_line
 
@@ -27,6 +33,11 @@ SYMBOLS = {
     ActionKind.REVOKE_CREDENTIALS: ("-", "revoke"),
     ActionKind.DELETE: ("-", "delete"),
 }
+
+
+def lines(out: list[str]) -> str:
+    """Lines for a terminal or a log: each one escaped, then joined."""
+    return "\n".join(shown(line) for line in out)
 
 
 def action_line(action: Action) -> str:
@@ -51,6 +62,8 @@ def render_plan(cycle: CyclePlan) -> str:
     for plan in cycle.plans:
         out.append(f"{plan.target}: {plan.managed} managed accounts")
         out += [f"  {action_line(a)}" for a in plan.actions]
+        waits = cycle.waits.get(plan.target, ())
+        out += [f"  · waits  {action_line(w.action)}  [{w}]" for w in waits]
         out += [
             f"  ! conflict {c.username}: {c.reason}" + (f" ({c.ref})" if c.ref else "")
             for c in plan.conflicts
@@ -66,7 +79,7 @@ def render_plan(cycle: CyclePlan) -> str:
         out.append(f"Invalid records ({len(cycle.invalid)}), ignored, nothing taken away:")
         out += [f"  {r}" for r in cycle.invalid]
     out.append(summary_line(cycle))
-    return "\n".join(out)
+    return lines(out)
 
 
 def plan_json(cycle: CyclePlan) -> dict[str, Any]:
@@ -83,6 +96,10 @@ def plan_json(cycle: CyclePlan) -> dict[str, Any]:
                     for c in plan.conflicts
                 ],
                 "holds": list(plan.holds),
+                "waits": [
+                    {**_action_json(w.action), "until": iso_utc(w.until)}
+                    for w in cycle.waits.get(plan.target, ())
+                ],
                 "missing_groups": sorted(cycle.observed[plan.target].missing_groups),
             }
             for plan in cycle.plans
@@ -130,7 +147,7 @@ def render_results(reports: list[ApplyReport]) -> str:
             out.append(f"  FAILED {action_line(outcome.action)}: {outcome.detail}")
         if report.unavailable:
             out.append(f"  {report.unavailable}")
-    return "\n".join(out)
+    return lines(out)
 
 
 def expiring_rows(people: list[Person]) -> list[dict[str, Any]]:
@@ -182,7 +199,7 @@ def render_attestations(attestations: list[Attestation], errors: dict[str, str])
         out.append(f"{found} violation{'s' if found != 1 else ''} found.")
     elif not errors:
         out.append("Clean: no violations.")
-    return "\n".join(out)
+    return lines(out)
 
 
 def attestations_json(

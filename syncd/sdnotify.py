@@ -1,7 +1,10 @@
 """The systemd notification protocol (``sd_notify``), spoken directly over the socket.
 
 Called by ``syncd.daemon``. Without ``$NOTIFY_SOCKET`` (not under systemd) every call
-is a no-op. The watchdog interval comes from ``$WATCHDOG_USEC``.
+is a no-op. The watchdog interval comes from ``$WATCHDOG_USEC``. ``Watchdog`` is the
+thread that sends ``WATCHDOG=1``: four times per interval, and only while the daemon's
+loop shows it is alive (``syncd.pulse``), so the pings never wait for a slow request
+and stop when the loop hangs.
 """
 
 from __future__ import annotations
@@ -9,6 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
+from collections.abc import Callable
+
+from syncd.core.text import shown
 
 
 class Notifier:
@@ -33,13 +40,48 @@ class Notifier:
             self._socket.sendto("\n".join(fields).encode(), self._address)
 
     def ready(self, status: str) -> None:
-        self.send("READY=1", f"STATUS={status}")
+        self.send("READY=1", f"STATUS={shown(status)}")
 
     def status(self, status: str) -> None:
-        self.send(f"STATUS={status}")
+        # a status may quote an error from a source or a server: one line, never a
+        # second assignment smuggled in by a newline
+        self.send(f"STATUS={shown(status)}")
 
     def watchdog(self) -> None:
         self.send("WATCHDOG=1")
 
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=stopping")
+
+
+class Watchdog:
+    """A thread sending ``WATCHDOG=1`` every quarter of the watchdog interval while
+    ``alive(seconds)`` says the loop showed life within ``seconds`` (half the interval).
+
+    A loop that stops beating gets no more pings: systemd kills it at most one and a
+    half intervals after its last sign of life (plus whatever time its last request was
+    allowed to block). Nothing runs when systemd set no watchdog."""
+
+    def __init__(self, notifier: Notifier, alive: Callable[[float], bool]) -> None:
+        self.notifier = notifier
+        self.alive = alive
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.notifier.watchdog_seconds > 0:
+            self._thread = threading.Thread(target=self._run, name="syncd-watchdog", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        interval = self.notifier.watchdog_seconds
+        while True:
+            if self.alive(interval / 2):
+                self.notifier.watchdog()
+            if self._done.wait(interval / 4):
+                return

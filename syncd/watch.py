@@ -1,8 +1,11 @@
 """When the daemon wakes, and which contracts it plans with. Called by ``syncd.daemon``.
 
 ``Schedule`` holds the loop's timers: the next poll (``daemon.interval``), the retry
-after a failed cycle (exponential backoff), and the next known boundary (a grant time
-or an access end), so access ends on time whatever the interval. It never reads the
+after a failed cycle (exponential backoff, whatever the poll), and the next known
+boundary (a grant time or an access end), so access ends on time whatever the
+interval. A boundary whose cycle failed stays overdue, and while it is, the retry comes
+every ``FIRST_RETRY`` seconds instead of backing off further: an access end that passed
+while a target was down is carried out within seconds of its return. It never reads the
 clock: the daemon passes ``now``.
 
 ``SourceWatch`` is the fail-safe source of SPEC §4. A read the daemon accepts is kept
@@ -10,12 +13,18 @@ as a snapshot in the state directory (``syncd.state``); when the source cannot b
 or its valid contracts drop by more than ``safety.max_source_drop``, the contracts come
 from that snapshot instead and the reading says why (``degraded``): the daemon then
 plans in ``expiries_only`` mode, so dated expiries happen on time while grants and
-orphan handling wait. It also notices, with a cheap ``stat``, that a file source changed.
+orphan handling wait. It also notices, with a cheap ``stat``, that a file source changed,
+and reads a file only once it has been still (size and times unchanged) for
+``daemon.source_debounce``, and again when it changed while being read: a file rewritten
+in place is never read half-written unless its writer pauses for longer than that.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,11 +32,14 @@ from pathlib import Path
 from syncd.config import Config
 from syncd.engine import SourceRead, read_source, validated
 from syncd.errors import SourceError
-from syncd.state import Snapshot, StateDir
+from syncd.state import SNAPSHOT, Snapshot, StateDir
 
 log = logging.getLogger(__name__)
 WATCH_EVERY = 0.5  # seconds between cheap checks of a file source's mtime and size
 FIRST_RETRY = 5.0  # seconds after the first failed cycle; doubled after each further one
+SETTLE_FOR = 10  # debounce periods a file may keep changing before it counts as unreadable
+READS = 3  # reads of a file that changes under them before it counts as unreadable
+Stat = tuple[int, int, int, int]  # mtime and ctime (ns), size, inode
 
 
 @dataclass
@@ -35,44 +47,49 @@ class Schedule:
     """The loop's timers, as Unix times."""
 
     next_poll: float = 0.0  # 0: poll at once (at start, and after a reload)
-    retry_at: float = 0.0  # after a failed cycle: not before this
+    retry_at: float = 0.0  # after a failed cycle: the next try, instead of the poll
     boundary: datetime | None = None  # the next instant some person's access changes
     failures: int = 0  # cycles in a row that failed or planned from the snapshot
+    overdue: bool = False  # a boundary came and no cycle has reached the targets since
 
     def due(self, now: float) -> bool:
-        """A cycle is due: the boundary has come, or the poll (not before the retry)."""
+        """A cycle is due: the boundary has come, or the retry after a failure, or
+        (when no retry is pending) the poll."""
         if self.boundary is not None and now >= self.boundary.timestamp():
             return True
-        return now >= max(self.next_poll, self.retry_at)
+        return now >= (self.retry_at or self.next_poll)
 
-    def polled(self, now: float, interval: float) -> None:
-        """A cycle starts now; the next poll is one interval later."""
+    def started(self, now: float, interval: float) -> None:
+        """A cycle starts now; the next poll is one interval later. When the boundary
+        has come, it is overdue until a cycle reaches the targets."""
+        if self.boundary is not None and now >= self.boundary.timestamp():
+            self.overdue = True
         self.next_poll = now + interval
 
     def failed(self, now: float, backoff_max: float, jitter: float) -> float:
-        """A cycle could not run: back off, up to ``backoff_max`` seconds, shortened by
-        ``jitter`` (0.5 to 1) so that many daemons do not retry in step. Returns the
-        delay."""
+        """A cycle could not run, or could not reach a target: try again after a
+        backoff, up to ``backoff_max`` seconds (``FIRST_RETRY`` while a boundary is
+        overdue), shortened by ``jitter`` (0.5 to 1) so that many daemons do not retry
+        in step. Returns the delay."""
         self.failures += 1
-        delay = min(backoff_max, FIRST_RETRY * 2 ** min(self.failures - 1, 30))
+        backoff = FIRST_RETRY * 2 ** min(self.failures - 1, 30)
+        delay = min(backoff_max, FIRST_RETRY if self.overdue else backoff)
         self.retry_at = now + delay * jitter
         return self.retry_at - now
 
     def finished(self, *, succeeded: bool) -> None:
-        """A cycle ran to its end: the next one comes at the poll, boundary or a change."""
+        """A cycle reached every target: the next one comes at the poll, a boundary or
+        a change of the source."""
         self.failures = 0 if succeeded else self.failures + 1
         self.retry_at = 0.0
+        self.overdue = False
 
-    def sleep_seconds(self, now: float, watchdog: float = 0.0) -> float:
-        """How long the loop may sleep: until the next timer, the next look at the
-        source file, or half the systemd watchdog interval (``watchdog``, 0: none)."""
-        wake = [self.next_poll, now + WATCH_EVERY]
-        if self.retry_at > now:
-            wake.append(self.retry_at)
+    def sleep_seconds(self, now: float) -> float:
+        """How long the loop may sleep: until the next timer, or the next look at the
+        source file."""
+        wake = [self.retry_at or self.next_poll, now + WATCH_EVERY]
         if self.boundary is not None:
             wake.append(self.boundary.timestamp())
-        if watchdog:
-            wake.append(now + watchdog / 2)
         return max(0.0, min(wake) - now)
 
 
@@ -85,39 +102,131 @@ class Reading:
     degraded: str = ""
 
 
+class Stopping(Exception):
+    """The daemon was asked to stop while waiting for the source file to be still."""
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
 class SourceWatch:
-    """The daemon's source: read it, keep the last good read, fall back on it."""
+    """The daemon's source: read it, keep the last good read, fall back on it.
 
-    def __init__(self, state: StateDir) -> None:
+    ``wait(seconds)`` sleeps while the file settles and returns False when the daemon
+    is stopping (``syncd.pulse.Pulse.wait``)."""
+
+    def __init__(self, state: StateDir, wait: Callable[[float], bool] = _sleep) -> None:
         self.state = state
-        self._seen: tuple[float, int] | None = None  # mtime and size at the last read
+        self.wait = wait
+        self._seen: Stat | None = None  # at the last read
+        self._watched: tuple[Stat, float] | None = None  # a stat, first seen at (monotonic)
+        self.settles_in: float | None = None  # seconds until a change seen is still enough
+        # the snapshot's file as last seen, its valid contracts, the source read it holds
+        self._snapshot: tuple[Stat | None, int | None, Stat | None] = (None, None, None)
 
-    def changed(self, path: Path) -> bool:
-        """The file at ``path`` changed since the last read (a cheap ``stat``)."""
-        seen = _stat(path)
-        return seen is not None and self._seen is not None and seen != self._seen
+    def changed(self, config: Config) -> bool:
+        """The file changed since the last read (a cheap ``stat``) and has been still
+        for ``daemon.source_debounce`` since; ``settles_in`` says when it will be."""
+        self.settles_in = None
+        stat = _stat(config.source.path)
+        if stat is None or self._seen is None or stat == self._seen:
+            return False
+        left = config.daemon.source_debounce.total_seconds() - self._still(stat)
+        if left <= 0:
+            return True
+        self.settles_in = left
+        return False
+
+    def _still(self, stat: Stat) -> float:
+        """Seconds the file has been as ``stat`` says: since its last change by its own
+        times (the change time cannot be set back), or, when those lie in the future
+        (a file server's clock ahead of ours), since this watch first saw it so."""
+        now = time.monotonic()
+        if self._watched is None or self._watched[0] != stat:
+            self._watched = (stat, now)
+        since = time.time() - max(stat[0], stat[1]) / 1e9
+        return since if since >= 0 else now - self._watched[1]
+
+    def _settled(self, config: Config) -> Stat | None:
+        """Wait until the file has been still for the debounce; its stat then (None
+        when it cannot be read). ``SourceError`` when it keeps changing, ``Stopping``."""
+        debounce = config.daemon.source_debounce.total_seconds()
+        deadline = time.monotonic() + SETTLE_FOR * debounce
+        while True:
+            stat = _stat(config.source.path)
+            left = debounce - self._still(stat) if stat is not None else 0.0
+            if left <= 0:
+                return stat
+            if time.monotonic() + left > deadline:
+                raise SourceError(
+                    f"{config.source.path} kept changing for {SETTLE_FOR * debounce:.0f} s; "
+                    "write the new contracts to another name and rename it into place"
+                )
+            if not self.wait(left):
+                raise Stopping
+
+    def _read_still(self, config: Config) -> SourceRead:
+        """Read the file once it is still; read it again when it changed meanwhile."""
+        for _ in range(READS):
+            before = self._settled(config)
+            try:
+                source: SourceRead | None = read_source(config)
+            except SourceError:
+                if _stat(config.source.path) == before:
+                    raise  # broken as it stands, not cut by a write
+                source = None
+            self._seen = _stat(config.source.path)
+            if source is not None and self._seen == before:
+                return source
+            log.warning("%s changed while it was read; reading it again", config.source.path)
+        raise SourceError(f"{config.source.path} changed under each of {READS} reads")
 
     def read(self, config: Config, now: datetime) -> Reading:
         """Read the source; accept it (and snapshot it, as of ``now``) or fall back.
 
-        ``SyncdError`` when the snapshot itself cannot be read: that needs a person."""
-        self._seen = _stat(config.source.path)
-        snapshot = self.state.load_snapshot()
+        ``SyncdError`` when the snapshot itself cannot be read: that needs a person;
+        ``Stopping`` when the daemon stops while the file settles."""
         try:
-            source = read_source(config)
+            source = self._read_still(config)
         except SourceError as exc:
-            return _fallback(config, snapshot, f"source unreadable: {exc}")
+            self._seen = _stat(config.source.path)
+            return _fallback(config, self.state.load_snapshot(), f"source unreadable: {exc}")
         valid = len(source.contracts)
+        before = self._baseline()
         limit = config.safety.max_source_drop
-        dropped = snapshot.valid - valid if snapshot is not None else 0
-        if snapshot is not None and dropped > 0 and not limit.allows(dropped, snapshot.valid):
+        dropped = before - valid if before is not None else 0
+        if before is not None and dropped > 0 and not limit.allows(dropped, before):
             why = (
-                f"valid contracts dropped from {snapshot.valid} to {valid}, "
+                f"valid contracts dropped from {before} to {valid}, "
                 f"over safety.max_source_drop {limit}"
             )
-            return _fallback(config, snapshot, why)
-        self.state.save_snapshot(source.records, valid, now)
+            return _fallback(config, self.state.load_snapshot(), why)
+        self._keep(source, valid, now)
         return Reading(source)
+
+    # The snapshot's file is parsed only when it is not as this watch left it, and
+    # written only when the source file changed: for a big source each takes seconds
+    # of holding the GIL (json), during which /metrics could not answer.
+    def _baseline(self) -> int | None:
+        """The valid contracts of the snapshot; None when there is none."""
+        stat = _stat(self.state.path / SNAPSHOT)
+        if stat is None:
+            return None
+        if stat != self._snapshot[0]:
+            snapshot = self.state.load_snapshot()
+            self._snapshot = (stat, snapshot.valid if snapshot else None, None)
+        return self._snapshot[1]
+
+    def _keep(self, source: SourceRead, valid: int, now: datetime) -> None:
+        """Snapshot an accepted read, unless the snapshot holds this very file already."""
+        path = self.state.path / SNAPSHOT
+        held = self._snapshot[2]
+        if held is not None and held == self._seen and _stat(path) == self._snapshot[0]:
+            return
+        self.state.save_snapshot(source.records, valid, now)
+        self._snapshot = (_stat(path), valid, self._seen)
 
 
 def _fallback(config: Config, snapshot: Snapshot | None, why: str) -> Reading:
@@ -130,9 +239,9 @@ def _fallback(config: Config, snapshot: Snapshot | None, why: str) -> Reading:
     return Reading(validated(config, snapshot.records), why)
 
 
-def _stat(path: Path) -> tuple[float, int] | None:
+def _stat(path: Path) -> Stat | None:
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError:
         return None
-    return info.st_mtime, info.st_size
+    return info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino

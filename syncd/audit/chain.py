@@ -5,9 +5,12 @@ Used by ``syncd.audit.writer`` (``Sealer.seal`` links each record as it is writt
 with the key given to ``syncd audit verify --key-file``).
 
 Canonical form: the record as JSON with keys sorted at every level, no insignificant
-whitespace, UTF-8 without escaping non-ASCII. For the values syncd writes (strings,
-integers, booleans, null, lists, objects; never floats) this is the JSON Canonicalization
-Scheme of RFC 8785.
+whitespace, UTF-8 without escaping non-ASCII, except that the characters that could break
+or reorder a line in a viewer and that JSON leaves raw (DEL and C1 U+007F to U+009F, NEL
+among them; U+2028, U+2029; the bidirectional controls U+202A to U+202E and U+2066 to
+U+2069) are written as ``\\uxxxx`` escapes with lowercase hex (``syncd.core.text.json_safe``).
+For the values syncd writes (strings, integers, booleans, null, lists, objects; never
+floats) and without those characters this is the JSON Canonicalization Scheme of RFC 8785.
 
 Each record carries ``unmapped.chain``::
 
@@ -28,12 +31,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.core.text import json_safe
+
 GENESIS = "0" * 64
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def canonical(record: dict[str, Any]) -> str:
-    return _CANONICAL.encode(record)
+    return json_safe(_CANONICAL.encode(record))
 
 
 @dataclass(frozen=True)

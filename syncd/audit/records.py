@@ -236,11 +236,12 @@ def event_record(activity_id: int, activity: str, message: str, **unmapped: Any)
 
 
 def header_record(
-    previous_file: str | None, previous_sequence: int, previous_hash: str
+    previous_file: str | None, previous_sequence: int, previous_hash: str, open_intents: int = 0
 ) -> dict[str, Any]:
     """The first record of every file: where the chain comes from (``previous_file``
-    is None for a trail's first file)."""
-    return event_record(
+    is None for a trail's first file) and, when intents of earlier files were still
+    waiting for their outcome, how many (``open_intents``): settling looks back that far."""
+    record = event_record(
         ROTATE,
         "Rotate",
         "audit file opened",
@@ -249,6 +250,9 @@ def header_record(
         previous_sequence=previous_sequence,
         previous_hash=previous_hash,
     )
+    if open_intents:
+        record["unmapped"]["open_intents"] = open_intents
+    return record
 
 
 def seal_record(first_sequence: int, records: int, last_hash: str) -> dict[str, Any]:
@@ -287,6 +291,64 @@ def recovery_record(torn_file: str, torn_bytes: int, torn_sha256: str) -> dict[s
         torn_bytes=torn_bytes,
         torn_sha256=torn_sha256,
     )
+
+
+def lost_file_record(
+    lost: dict[str, Any], foreign_file: str | None, reopened_intents: int
+) -> dict[str, Any]:
+    """Opens the file that replaces an active file lost under the writer (deleted,
+    moved away or replaced). ``lost``: ``lost_file``, ``lost_how``,
+    ``lost_first_sequence``, ``lost_last_sequence``, ``lost_previous_file`` and
+    ``lost_previous_hash`` (what the lost file continued). The records in between are
+    gone from the trail; this record says which, so that ``syncd audit verify`` can
+    name the gap and check the chain on both sides of it."""
+    first, last = lost["lost_first_sequence"], lost["lost_last_sequence"]
+    message = (
+        f"the active file {lost['lost_file']} was {lost['lost_how']} while syncd wrote it: "
+        f"the records of sequence {first} to {last} ({last - first + 1}) are gone from the trail"
+    )
+    if foreign_file:
+        message += f"; the file found in its place was moved aside to {foreign_file}"
+    if reopened_intents:
+        message += f"; the intents of the batch in flight are written again ({reopened_intents})"
+    unmapped: dict[str, Any] = {
+        "phase": "recovery",
+        **lost,
+        "lost_records": last - first + 1,
+        "reopened_intents": reopened_intents,
+    }
+    if foreign_file:
+        unmapped["foreign_file"] = foreign_file
+    record = event_record(OTHER_ACTIVITY, "Recovery", message, **unmapped)
+    record["severity_id"], record["severity"] = 4, "High"  # records are gone
+    return record
+
+
+def write_failure_record(
+    since: datetime, failures: int, error: str, cut_bytes: int, left_open: int
+) -> dict[str, Any]:
+    """Written once the trail can be written again after writes failed (a full disk):
+    the failed records were cut off whole, and intents whose outcome could not be
+    written are settled by observation."""
+    message = (
+        f"writes to the trail failed from {iso(since, ms=True)} on ({failures}, the last: "
+        f"{error}); each partial record was cut off ({cut_bytes} bytes in all)"
+    )
+    if left_open:
+        message += f"; intents left without an outcome, settled by observation: {left_open}"
+    record = event_record(
+        OTHER_ACTIVITY,
+        "Recovery",
+        message,
+        phase="recovery",
+        failed_since=iso(since, ms=True),
+        failures=failures,
+        error=error,
+        cut_bytes=cut_bytes,
+        left_open=left_open,
+    )
+    record["severity_id"], record["severity"] = 3, "Medium"
+    return record
 
 
 def user_part(name: str, uid: str, uid_alt: str | None) -> dict[str, str]:

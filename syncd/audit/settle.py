@@ -2,8 +2,9 @@
 
 Called by ``syncd.engine.run_cycle`` (so by ``syncd sync`` and by every daemon
 cycle), after the cycle observed its targets and before it applies anything: every
-intent found open when the writer started gets an outcome record saying whether the
-change is in place now (``observed: true``). Whatever is not in place is planned again
+intent found open when the writer started, or left open when a write to the trail
+failed (a full disk), gets an outcome record saying whether the change is in place now
+(``observed: true``). Whatever is not in place is planned again
 by the same cycle, so no change stays unaccounted for.
 """
 
@@ -53,11 +54,17 @@ def settle_pending(
     for intent in audit.pending:
         target = intent["unmapped"].get("target", "")
         accounts = observed.get(target)
+        # left open by a crash (found at start) or by a write to the trail that failed
+        when = (
+            "observed after the trail could not be written"
+            if intent["metadata"]["uid"] in audit.interrupted
+            else "observed after restart"
+        )
         if accounts is None:
             audit.settle(
                 intent,
                 None,
-                f"observed after restart: target {target} could not "
+                f"{when}: target {target} could not "
                 "be read; the next cycle plans whatever is missing",
                 correlation,
             )
@@ -65,13 +72,14 @@ def settle_pending(
         account = accounts.get((intent.get("user") or {}).get("uid", ""))
         applied = in_place(intent, account)
         detail = (
-            "observed after restart: the change is in place"
+            f"{when}: the change is in place"
             if applied
-            else "observed after restart: the change is not in place; planned again"
+            else f"{when}: the change is not in place; planned again"
         )
         audit.settle(intent, applied, detail, correlation)
     settled = len(audit.pending)
     audit.pending = []
+    audit.interrupted = set()
     audit.sync()
     return settled
 

@@ -12,7 +12,13 @@ precisely: which file, line and sequence, and what kind it is:
 * ``truncated``: the end of a file is gone (a cut line, a sealed file without its
   seal, or the anchor given with ``--expect-head`` not in the trail);
 * ``missing file``: a sealed file between two others is absent;
-* ``forged``: with ``--key-file``, a record without a valid HMAC under that key.
+* ``forged``: with ``--key-file``, a record without a valid HMAC under that key;
+* ``lost``: records syncd itself reported lost: its active file was deleted, moved
+  away or replaced while it wrote, and the file it opened next starts with a recovery
+  record naming the records gone (their sequences, and the hash they followed). The
+  chain is checked on both sides of such a gap, and the verdict is never OK: the
+  records are gone, whoever removed them. Reported after the rest of the trail
+  verified, unless a worse problem comes first (then the gaps are notes).
 
 Files are streamed, so memory is bounded however long the trail: besides the current
 line, only the last ``_WINDOW`` sequences of the current file are kept (their line and
@@ -89,6 +95,7 @@ class _Verifier:
         self.anchor = anchor  # a hash the trail must hold (--expect-head)
         self.anchor_found = False
         self.hmac_unchecked = False
+        self.gaps: list[Problem] = []  # records syncd reported lost, in trail order
 
     def fail(self, file: Path, line: int, sequence: int | None, kind: str, message: str) -> None:
         self.result.problem = Problem(file.name, line, sequence, kind, message)
@@ -103,6 +110,10 @@ class _Verifier:
             self.result.notes.append(
                 "HMAC records were not recomputed (no --key-file); links and sequences were checked"
             )
+        gaps = self.gaps
+        if gaps and self.result.problem is None:
+            self.result.problem, gaps = gaps[0], gaps[1:]
+        self.result.notes += [str(gap) for gap in gaps]
         return self.result
 
     def file(self, file: Path, previous: str | None, last: bool) -> None:
@@ -152,13 +163,22 @@ class _Verifier:
             )
             return False
         named = unmapped.get("previous_file")
+        loss = _reported_loss(file)
         if self.prev is None:  # the first file given: where does the chain start?
             if named is None and unmapped.get("previous_hash") == GENESIS:
                 self.prev, self.expected = GENESIS, 1
             else:
                 self.prev = str(unmapped.get("previous_hash"))
                 self.expected = int(unmapped.get("previous_sequence", 0)) + 1
-                self.result.notes.append(f"the chain starts after {named} (not given)")
+                if loss is None:
+                    self.result.notes.append(f"the chain starts after {named} (not given)")
+                else:  # the records before this file are gone, as syncd reported
+                    self.gap(file, record, loss)
+            return True
+        if loss is not None and self.bridges(loss[0], unmapped, previous):
+            self.gap(file, record, loss)
+            self.prev = str(unmapped.get("previous_hash"))
+            self.expected = int(unmapped.get("previous_sequence", 0)) + 1
             return True
         if named != previous:
             self.fail(
@@ -170,6 +190,31 @@ class _Verifier:
             )
             return False
         return True
+
+    def bridges(self, lost: dict[str, Any], header: dict[str, Any], previous: str | None) -> bool:
+        """Whether a reported loss fits the gap before this file exactly: the records
+        lost follow the last one checked, and the header continues the last one lost."""
+        return (
+            lost.get("lost_first_sequence") == self.expected
+            and lost.get("lost_previous_hash") == self.prev
+            and lost.get("lost_previous_file") == previous
+            and lost.get("lost_last_sequence") == header.get("previous_sequence")
+        )
+
+    def gap(self, file: Path, header: dict[str, Any], loss: tuple[dict[str, Any], int]) -> None:
+        lost, at = loss
+        first, last = lost.get("lost_first_sequence"), lost.get("lost_last_sequence")
+        self.gaps.append(
+            Problem(
+                file.name,
+                1,
+                header["metadata"]["sequence"],
+                "lost",
+                f"sequence {first} to {last} were in {lost.get('lost_file')}, which was "
+                f"{lost.get('lost_how')} while syncd wrote it: syncd reported the loss at "
+                f"sequence {at}; the chain is checked on both sides of the gap",
+            )
+        )
 
     def record(
         self,
@@ -256,6 +301,23 @@ class _Verifier:
             "the record does not link to the one before it (its hash was "
             "recomputed, or the one before was replaced)",
         )
+
+
+def _reported_loss(file: Path) -> tuple[dict[str, Any], int] | None:
+    """The loss a file's second record reports (``unmapped`` and its sequence), if it
+    is the recovery record syncd writes after losing its active file. Its hash is
+    checked with the rest when its line comes."""
+    with file.open("rb") as handle:
+        handle.readline()
+        line = handle.readline()
+    try:
+        record = json.loads(line)
+        unmapped = record["unmapped"]
+        if unmapped.get("phase") != "recovery" or "lost_first_sequence" not in unmapped:
+            return None
+        return dict(unmapped), int(record["metadata"]["sequence"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _appears_after(file: Path, number: int, seq: int) -> bool:

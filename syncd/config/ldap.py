@@ -138,7 +138,9 @@ class LdapTarget(DirectoryTarget):
     conflict_base: str | None = Field(
         default=None,
         description="Where unmanaged entries that would collide with a new account are "
-        "looked for; set it to the suffix. Unset: base_dn.",
+        "looked for. Unset: the naming context that holds base_dn (the server's root DSE "
+        "namingContexts, else the dc= components of base_dn), so employees elsewhere in "
+        "the tree are seen.",
     )
     page_size: int = Field(
         default=500, ge=1, le=10000, description="Entries per page of a paged search."

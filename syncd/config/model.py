@@ -53,10 +53,25 @@ class Config(Model):
             require_approval=p.require_approval,
             max_duration=p.max_duration,
             delete_after=p.delete_after,
+            orphan_grace=p.orphan_grace,
             username_template=p.username.template,
             username_pattern=re.compile(p.username.pattern),
             roles=frozenset(self.roles),
+            max_field_length=p.max_field_length,
+            field_lengths=MappingProxyType(dict(p.field_lengths)),
         )
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but weaken security, for the daemon's log at every
+        start and reload, ``/healthz`` and ``check-config``."""
+        return [
+            f"targets.{name}.tls_verify is false: the server certificate and host name "
+            "are not checked, so anyone on the network path can pose as the directory "
+            "and receive the bind password (fix: set ca_file to the CA that signs the "
+            "server certificate and remove tls_verify: false)"
+            for name, target in self.targets.items()
+            if getattr(target, "tls_verify", True) is False
+        ]
 
     def target_policy(self, name: str) -> TargetPolicy:
         """What the planner needs to know about target ``name`` (no connection details)."""

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from syncd.config.common import Duration, LimitField, Model, Problem, Size
+from syncd.core.contracts import TEXT_FIELDS
 from syncd.core.policy import Limit
 
 
@@ -40,6 +41,13 @@ class FileSource(Model):
     csv_delimiter: str = Field(
         default=",",
         description="Field separator of a CSV source; roles inside one cell are separated by ;.",
+    )
+    max_bytes: Size = Field(
+        default=64 << 20,
+        gt=0,
+        description="Largest source file read (e.g. 64MiB); a larger one is a source error, "
+        "so a runaway export cannot exhaust memory. A cycle holds about 7 (YAML, JSON) to 15 "
+        "(CSV) times the file's size in memory.",
     )
 
 
@@ -93,9 +101,41 @@ class PolicyConfig(Model):
         description="Disabled accounts are deleted this long after their access ended. "
         "Unset: never deleted; they stay disabled for audit.",
     )
+    orphan_grace: Duration = Field(
+        default=timedelta(hours=1),
+        description="A managed account whose person vanished from the source (an orphan) "
+        "is disabled and removed from its groups at once, but its credentials are revoked, "
+        "and it is deleted, only once the person has been absent this long (30m, 1h, 1d): "
+        "a source read half-written must not cost passwords. A contract's own end or "
+        "termination is never delayed. 0s: no grace.",
+    )
     username: UsernamePolicy = Field(
         default=UsernamePolicy(), description="How usernames are made and checked."
     )
+    max_field_length: int = Field(
+        default=256,
+        ge=1,
+        description="Most characters of any text field of a contract (ids, names, person, "
+        "e-mail, vendor, sponsor, username, each role, each attribute name and value); a "
+        "longer value makes its record invalid. field_lengths sets other limits per field.",
+    )
+    field_lengths: dict[str, int] = Field(
+        default_factory=dict,
+        description="Contract field -> its own length limit in characters, instead of "
+        "max_field_length (e.g. given_name: 64 for a directory that takes no more; "
+        "attributes: applies to every attribute name and value).",
+    )
+
+    @field_validator("field_lengths")
+    @classmethod
+    def _known_fields(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, most in value.items():
+            if name not in TEXT_FIELDS:
+                known = ", ".join(TEXT_FIELDS)
+                raise ValueError(f"unknown contract field {name!r}; use one of: {known}")
+            if most < 1:
+                raise ValueError(f"{name}: a length limit is at least 1")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -138,8 +178,10 @@ class DaemonConfig(Model):
     )
     state_dir: Path = Field(
         default=Path("/var/lib/syncd"),
-        description="Folder of the instance lock and the last accepted source snapshot; one "
-        "daemon per folder. A relative path is relative to the config file's folder.",
+        description="Folder of the instance lock, the last accepted source snapshot and "
+        "when each orphan was first seen absent (policy.orphan_grace; syncd sync uses it "
+        "too, but never creates it); one daemon per folder. A relative path is relative "
+        "to the config file's folder.",
     )
     metrics_address: str = Field(
         default="127.0.0.1:9464",
@@ -154,6 +196,12 @@ class DaemonConfig(Model):
     backoff_max: Duration = Field(
         default=timedelta(minutes=5),
         description="Longest wait between failing cycles (exponential backoff with jitter).",
+    )
+    source_debounce: Duration = Field(
+        default=timedelta(seconds=1),
+        description="A changed source file is read once its size and times have stayed the "
+        "same this long, so a file being rewritten in place is not read half-written. "
+        "Writing a new file and renaming it into place is safer still. 0s: read at once.",
     )
 
 

@@ -2,6 +2,12 @@
 
 Pure. Called by ``syncd.engine`` with the records a source read (already mapped onto the
 canonical field names of SPEC §2) and the policy. A rejected record never stops the rest.
+
+Before anything else, every text field (``TEXT_FIELDS``) must hold a single value (roles:
+a list of them; attributes: a mapping of names to them), of at most its length in
+characters (``Policy.max_length``) and without a character ``core.text`` forbids: one
+oversized or hostile value makes its own record invalid, never the cycle of everyone
+else. Messages quote values only once they passed these checks.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import MappingProxyType
 
 from syncd.core.model import Contract, InvalidRecord, Status
 from syncd.core.policy import Policy
+from syncd.core.text import clipped, first_forbidden
 from syncd.core.timeutil import format_duration, parse_instant
 
 _EMAIL = re.compile(r"^[^@\s,;<>()\"]+@[^@\s,;<>()\"]+\.[^@\s,;<>()\"]+$")
@@ -43,6 +50,25 @@ _LETTERS = str.maketrans(
     }
 )
 REQUIRED = ("id", "email", "given_name", "family_name", "roles", "start", "end")
+# The fields checked for shape, length and characters, in this order
+TEXT_FIELDS = (
+    "id",
+    "person",
+    "email",
+    "given_name",
+    "family_name",
+    "username",
+    "vendor",
+    "sponsor",
+    "approved_by",
+    "roles",
+    "status",
+    "start",
+    "end",
+    "terminated_at",
+    "attributes",
+)
+_SCALARS = (str, int, float, date)  # bool is an int, datetime a date
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,7 @@ def validate(
         cid = _text(record.fields.get("id"))
         person = _person_hint(record.fields)
         try:
+            _check_values(record.fields, policy)
             if cid and ids[cid] > 1:
                 raise _Reject(
                     "id",
@@ -79,10 +106,75 @@ def validate(
                 )
             contracts.append(_contract(record, policy))
         except _Reject as rej:
+            listed_id = clipped(cid, policy.max_length("id"))
             invalid.append(
-                InvalidRecord(record.origin, cid, person, rej.field, rej.reason, rej.fix)
+                InvalidRecord(record.origin, listed_id, person, rej.field, rej.reason, rej.fix)
             )
     return contracts, invalid
+
+
+def _check_values(fields: Mapping[str, object], policy: Policy) -> None:
+    """``_Reject`` for the first text field holding something else than a single value,
+    a value over its length, or a forbidden character. Attributes are checked name by
+    name when they are a mapping (``_contract`` rejects anything else)."""
+    for name in TEXT_FIELDS:
+        value = fields.get(name)
+        if name == "roles" and isinstance(value, list):
+            for item in value:
+                _check_value(name, item, policy)
+        elif name == "attributes":
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    _check_value(name, key, policy, what="an attribute name")
+                    _check_value(f"attributes.{key}", item, policy, limit="attributes")
+        else:
+            _check_value(name, value, policy)
+
+
+def _check_value(
+    field: str, value: object, policy: Policy, *, limit: str = "", what: str = "the value"
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, _SCALARS):
+        kind = "a mapping" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+        raise _Reject(
+            field,
+            f"{what} is {kind}, not a single value",
+            "give a single text value (nested lists and mappings are not accepted)",
+        )
+    text = value if isinstance(value, str) else str(value)
+    limit = limit or field
+    most = policy.max_length(limit)
+    if len(text) > most:
+        setting = (
+            f"policy.field_lengths.{limit}"
+            if limit in policy.field_lengths
+            else "policy.max_field_length"
+        )
+        raise _Reject(
+            field,
+            f"{what} is {len(text)} characters long, over the limit of {most} ({setting})",
+            f"shorten it in the source, or raise {setting}",
+        )
+    bad = first_forbidden(text)
+    if bad is not None:
+        position, point = bad
+        raise _Reject(
+            field,
+            f"{what} holds {_kind_of(point)} {point} at character {position + 1}",
+            "remove it from the value in the source: control characters, line "
+            "separators and bidirectional controls are never accepted",
+        )
+
+
+def _kind_of(point: str) -> str:
+    number = int(point[2:], 16)
+    if number in (0x2028, 0x2029):
+        return "the separator"
+    if number >= 0x202A:
+        return "the bidirectional control"
+    return "the control character"
 
 
 def _text(value: object) -> str:

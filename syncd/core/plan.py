@@ -5,12 +5,18 @@ are sorted by kind (``ActionKind`` order: disables and removals first, deletes l
 then person key, then group. Safety (SPEC §5): actions caused only by a person's absence
 from the source (orphans) and deletes are counted per target; over a limit they are all
 held. Actions a contract's own dates call for are never held.
+
+Absence alone costs nothing irreversible at once (SPEC §2): an orphan is disabled and
+stripped of its groups now (the next cycle undoes both if the person comes back), but its
+credential revocation and delete wait, as ``Wait``s beside the plan, until the person has
+been absent for ``policy.orphan_grace`` (``absences`` keeps when each was first seen
+absent). A contract's own end or termination is never delayed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
@@ -30,6 +36,30 @@ from syncd.core.render import render_attributes
 from syncd.core.timeutil import format_duration, iso_utc
 
 ORPHAN_REASON = "person absent from the source: treated as ended now"
+NO_ABSENCES: Mapping[str, datetime] = MappingProxyType({})
+# What no later cycle can undo: a revoked password is gone, a deleted entry with it.
+IRREVERSIBLE = frozenset({ActionKind.REVOKE_CREDENTIALS, ActionKind.DELETE})
+
+
+@dataclass(frozen=True)
+class Wait:
+    """An irreversible step (revoke credentials, delete) that only the person's absence
+    calls for, put off until ``policy.orphan_grace`` has passed since they were first
+    seen absent: a source read half-written must not cost anyone their credentials."""
+
+    action: Action
+    until: datetime
+
+    def __str__(self) -> str:
+        return f"waits for policy.orphan_grace until {iso_utc(self.until)}"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One target's plan, and the irreversible steps that wait for the orphan grace."""
+
+    plan: TargetPlan
+    waits: tuple[Wait, ...] = ()
 
 
 def same_instant(a: datetime | None, b: datetime | None) -> bool:
@@ -53,14 +83,49 @@ def plan_target(
     delete_after: timedelta | None = None,
     allow_mass_change: bool = False,
     expiries_only: bool = False,
+    absent_since: Mapping[str, datetime] = NO_ABSENCES,
+    orphan_grace: timedelta = timedelta(0),
 ) -> TargetPlan:
+    """Plan one target; ``plan_with_waits`` says what it leaves out for the orphan grace."""
+    return plan_with_waits(
+        target,
+        people,
+        observed,
+        now,
+        protected=protected,
+        delete_after=delete_after,
+        allow_mass_change=allow_mass_change,
+        expiries_only=expiries_only,
+        absent_since=absent_since,
+        orphan_grace=orphan_grace,
+    ).plan
+
+
+def plan_with_waits(
+    target: TargetPolicy,
+    people: Mapping[str, Person],
+    observed: Observed,
+    now: datetime,
+    *,
+    protected: frozenset[str] = frozenset(),
+    delete_after: timedelta | None = None,
+    allow_mass_change: bool = False,
+    expiries_only: bool = False,
+    absent_since: Mapping[str, datetime] = NO_ABSENCES,
+    orphan_grace: timedelta = timedelta(0),
+) -> Planned:
     """Plan one target. ``protected`` persons have invalid records: nothing is taken away
     from them except what a valid contract's own end calls for.
 
     ``expiries_only``: the source is down or suspicious and ``people`` come from the last
     good snapshot; only the offboarding its dated ends call for is planned. Grants,
-    updates, orphans and deletes wait for a source that can be trusted again."""
-    planner = _Planner(target, observed, now, protected, delete_after)
+    updates, orphans and deletes wait for a source that can be trusted again.
+
+    ``absent_since``: when each orphan was first seen absent (missing: ``now``, its grace
+    starts). Until ``orphan_grace`` has passed since, its credential revocation and
+    delete are ``waits``, outside the plan and any safety limit. Group removal is not
+    delayed: the next cycle puts a returning person back in their groups."""
+    planner = _Planner(target, observed, now, protected, delete_after, absent_since, orphan_grace)
     for key in sorted(set(people) | set(observed.accounts)):
         person, account = people.get(key), observed.accounts.get(key)
         if expiries_only and (person is None or person.state is not PersonState.ENDED):
@@ -69,13 +134,36 @@ def plan_target(
     if expiries_only:
         planner.actions = [a for a in planner.actions if a.kind is not ActionKind.DELETE]
     actions, holds = _safety(target, planner.actions, len(observed.accounts), allow_mass_change)
-    return TargetPlan(
+    plan = TargetPlan(
         target=target.name,
         actions=tuple(sorted(actions, key=lambda a: a.sort_key)),
         conflicts=tuple(planner.conflicts),
         holds=tuple(holds),
         managed=len(observed.accounts),
     )
+    return Planned(plan, tuple(sorted(planner.waits, key=lambda w: w.action.sort_key)))
+
+
+def absences(
+    previous: Mapping[str, datetime],
+    people: Mapping[str, Person],
+    observed: Iterable[Observed],
+    now: datetime,
+    *,
+    protected: frozenset[str] = frozenset(),
+    complete: bool = True,
+) -> dict[str, datetime]:
+    """When each orphan was first seen absent, after this cycle (the next cycle's
+    ``absent_since``). An orphan is a managed account on any target ``observed`` whose
+    person has no record in the source, valid (``people``) or not (``protected``). One in
+    ``previous`` keeps its time, a new one gets ``now``; a person with a record again is
+    dropped, and so is one no target holds an account for any more, unless a target
+    could not be observed (``complete`` false): then the clocks are kept, not restarted."""
+    seen = {key for scope in observed for key in scope.accounts}
+    if not complete:
+        seen |= set(previous)
+    absent = sorted(k for k in seen if k not in people and k not in protected)
+    return {key: previous.get(key, now) for key in absent}
 
 
 class _Planner:
@@ -86,6 +174,8 @@ class _Planner:
         now: datetime,
         protected: frozenset[str],
         delete_after: timedelta | None,
+        absent_since: Mapping[str, datetime],
+        grace: timedelta,
     ) -> None:
         self.target = target
         self.observed = observed
@@ -94,6 +184,9 @@ class _Planner:
         self.delete_after = delete_after
         self.actions: list[Action] = []
         self.conflicts: list[Conflict] = []
+        self.waits: list[Wait] = []
+        self.absent_since = absent_since
+        self.grace = grace
         self.usernames = {a.username.lower(): a.key for a in observed.accounts.values()}
 
     def person(self, key: str, person: Person | None, account: ObservedAccount | None) -> None:
@@ -125,21 +218,28 @@ class _Planner:
         changes: Mapping[str, tuple[str, ...]] | None = None,
         expiry: datetime | None = None,
     ) -> None:
-        self.actions.append(
-            Action(
-                self.target.name,
-                kind,
-                key,
-                username,
-                ref,
-                reason,
-                ids,
-                cause,
-                group,
-                MappingProxyType(dict(changes or {})),
-                expiry,
-            )
+        action = Action(
+            self.target.name,
+            kind,
+            key,
+            username,
+            ref,
+            reason,
+            ids,
+            cause,
+            group,
+            MappingProxyType(dict(changes or {})),
+            expiry,
         )
+        if cause is Cause.ORPHAN and kind in IRREVERSIBLE and self.grace:
+            since = self.absent_since.get(key, self.now)
+            if since + self.grace > self.now:
+                self.waits.append(Wait(action, since + self.grace))
+                return
+            grace = format_duration(self.grace)
+            why = f"{reason}; absent since {iso_utc(since)}, over policy.orphan_grace {grace}"
+            action = replace(action, reason=why)
+        self.actions.append(action)
 
     def onboard(self, person: Person) -> None:
         conflict = self.observed.conflicts.get(person.key)

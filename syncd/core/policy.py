@@ -38,9 +38,18 @@ class Policy:
     require_approval: bool = False
     max_duration: timedelta | None = None
     delete_after: timedelta | None = None
+    orphan_grace: timedelta = timedelta(hours=1)  # absence before irreversible steps
     username_template: str = "{given_name}.{family_name}"
     username_pattern: re.Pattern[str] = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
     roles: frozenset[str] = frozenset()
+    max_field_length: int = 256  # characters of any text field of a contract ...
+    field_lengths: Mapping[str, int] = field(  # ... unless named here
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def max_length(self, name: str) -> int:
+        """The most characters a value of contract field ``name`` may have."""
+        return self.field_lengths.get(name, self.max_field_length)
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,111 @@
 """Contracts from a local file: YAML or JSON (a ``contracts:`` list) or CSV (header row).
 
-In CSV, roles are separated by ``;`` and columns named ``attributes.NAME`` fill the free
-attributes.
-
 Called by ``syncd.engine``. Returns raw records with their origin (file and line, or
-record index for JSON) for ``core.contracts.validate``; a file that cannot be read or
-parsed as a whole raises ``SourceError`` so that nothing changes anywhere.
+record index for JSON) for ``core.contracts.validate``. The file is untrusted input: a
+file that cannot be read or parsed as a whole raises ``SourceError`` with a one-line
+reason naming the file, so that nothing changes anywhere, whatever went wrong inside
+the parser (a syntax error, nesting deep enough to exhaust the stack, an alias bomb,
+running out of memory). A file larger than ``source.max_bytes`` is refused unread,
+which bounds the time and memory of a read. The formats themselves are in
+``syncd.sources.formats``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Mapping
+import gc
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from syncd import yamlsrc
 from syncd.config import FileSource
 from syncd.core.contracts import RawRecord
 from syncd.errors import SourceError
+from syncd.sources import formats
+
+_SUFFIXES = {".csv": "csv", ".json": "json"}  # anything else is read as YAML
 
 
 def read(source: FileSource) -> list[RawRecord]:
+    """The records of ``source``; ``SourceError`` when the file is unusable as a whole."""
     path = source.path
     fmt: str = source.format
     if fmt == "auto":
-        suffix = path.suffix.lower()
-        fmt = {".csv": "csv", ".json": "json"}.get(suffix, "yaml")
+        fmt = _SUFFIXES.get(path.suffix.lower(), "yaml")
     try:
-        if fmt == "csv":
-            records = _csv(path, source.csv_delimiter)
-        elif fmt == "json":
-            records = _json(path)
-        else:
-            records = _yaml(path)
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read contracts: {exc.strerror}") from exc
-    except (yaml.YAMLError, json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: cannot parse contracts: {exc}") from exc
+        data = _content(path, source.max_bytes)
+        with _collector_paused():
+            if fmt == "csv":
+                records = formats.csv_records(data, path.name, source.csv_delimiter)
+            elif fmt == "json":
+                records = formats.json_records(data, path.name)
+            else:
+                records = formats.yaml_records(data, path.name)
+    except SourceError:
+        raise
+    except formats.ShapeError as exc:
+        raise SourceError(f"{path}: {exc}") from exc
+    except Exception as exc:  # hostile input makes each parser fail in its own ways
+        raise SourceError(f"{path}: cannot parse contracts: {describe(exc)}") from exc
     return [_mapped(r, source.fields) for r in records]
+
+
+def _content(path: Path, limit: int) -> bytes:
+    """The file's bytes; more than ``limit`` of them are refused before reading (and
+    when the file grows past the limit while it is read)."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise SourceError(_too_large(path, size, limit))
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read contracts: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise SourceError(_too_large(path, len(data), limit))
+    return data
+
+
+def _too_large(path: Path, size: int, limit: int) -> str:
+    return (
+        f"{path}: the file is {_mib(size)} ({size} bytes), over source.max_bytes "
+        f"{_mib(limit)} ({limit} bytes) (fix: raise source.max_bytes or split the source)"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+def describe(exc: BaseException) -> str:
+    """One line for what a parser raised: the problem and its line, never a traceback."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+    elif isinstance(exc, RecursionError):
+        text = "nested too deeply to parse"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory while parsing"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # a value quoted in the message cannot start a line
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Parsing builds hundreds of thousands of containers and no reference cycles (an
+    alias inside the node it names is refused); the cyclic collector would walk them
+    again and again for nothing, doubling the time of a large read."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _mapped(record: RawRecord, fields: Mapping[str, str]) -> RawRecord:
@@ -51,53 +115,3 @@ def _mapped(record: RawRecord, fields: Mapping[str, str]) -> RawRecord:
     renamed = {src: canon for canon, src in fields.items()}
     out = {renamed.get(k, k): v for k, v in record.fields.items()}
     return RawRecord(record.origin, out)
-
-
-def _records(data: Any, where: str) -> list[Any]:
-    if isinstance(data, dict) and isinstance(data.get("contracts"), list):
-        return list(data["contracts"])
-    if isinstance(data, list):
-        return data
-    raise SourceError(f"{where}: expected a top-level 'contracts:' list")
-
-
-def _yaml(path: Path) -> list[RawRecord]:
-    doc = yamlsrc.load(path)
-    items = _records(doc.data, str(path))
-    prefix = ("contracts",) if isinstance(doc.data, dict) else ()
-    out = []
-    for i, item in enumerate(items):
-        origin = f"{path.name}:{doc.line((*prefix, i))}"
-        out.append(RawRecord(origin, item if isinstance(item, dict) else {}))
-    return out
-
-
-def _json(path: Path) -> list[RawRecord]:
-    items = _records(json.loads(path.read_text(encoding="utf-8")), str(path))
-    return [
-        RawRecord(f"{path.name}#{i + 1}", item if isinstance(item, dict) else {})
-        for i, item in enumerate(items)
-    ]
-
-
-def _csv(path: Path, delimiter: str) -> list[RawRecord]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
-        if not reader.fieldnames:
-            raise SourceError(f"{path}: empty CSV, expected a header row")
-        out = []
-        for row in reader:
-            fields: dict[str, object] = {}
-            attributes = {}
-            for key, value in row.items():
-                if not key:
-                    continue
-                name = key.strip()
-                if name.startswith("attributes."):
-                    attributes[name.removeprefix("attributes.")] = (value or "").strip()
-                else:
-                    fields[name] = (value or "").strip()
-            if attributes:
-                fields["attributes"] = attributes
-            out.append(RawRecord(f"{path.name}:{reader.line_num}", fields))
-        return out

@@ -106,6 +106,8 @@ class SyncdBench:
             "roles": self.roles(),
             "targets": {"corp": self.target_config(**target)},
             "audit": {"path": "audit.jsonl"},
+            # in the work folder (not created unless a test does): never the host's
+            "daemon": {"state_dir": "state"},
         }
         for key, value in self.overrides.items():
             config[key] = {**config.get(key, {}), **value}

@@ -360,3 +360,161 @@ def test_no_max_duration_means_no_limit() -> None:
     [contract], invalid = validate([record(end="2037-01-01")], policy)
     assert invalid == []
     assert contract.end == datetime(2037, 1, 1, 23, tzinfo=UTC)
+
+
+# -- hostile values: shape, length and characters of every text field -----------------
+
+TEXT_CASES = [
+    ("id", {"id": "{}"}),
+    ("person", {"person": "{}"}),
+    ("email", {"email": "{}@vendor.example"}),
+    ("given_name", {"given_name": "{}", "username": "ann.lee"}),
+    ("family_name", {"family_name": "{}", "username": "ann.lee"}),
+    ("username", {"username": "{}"}),
+    ("vendor", {"vendor": "{}"}),
+    ("sponsor", {"sponsor": "{}"}),
+    ("approved_by", {"approved_by": "{}"}),
+    ("roles", {"roles": ["developer", "{}"]}),
+    ("status", {"status": "{}"}),
+    ("start", {"start": "{}"}),
+    ("end", {"end": "{}"}),
+    ("terminated_at", {"status": "terminated", "terminated_at": "{}"}),
+    ("attributes.team", {"attributes": {"team": "{}"}}),
+    ("attributes", {"attributes": {"{}": "core"}}),
+]
+
+
+def _filled(template: dict[str, object], text: str) -> dict[str, object]:
+    def fill(value: object) -> object:
+        if isinstance(value, str):
+            return value.replace("{}", text)
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {fill(k): fill(v) for k, v in value.items()}
+        return value
+
+    return {name: fill(value) for name, value in template.items()}
+
+
+@pytest.mark.parametrize(
+    ("char", "point"),
+    [
+        pytest.param("\n", "U+000A", id="LF"),
+        pytest.param("\r", "U+000D", id="CR"),
+        pytest.param("\x00", "U+0000", id="NUL"),
+        pytest.param("\t", "U+0009", id="TAB"),
+        pytest.param("\x1b", "U+001B", id="ESC"),
+        pytest.param("\x7f", "U+007F", id="DEL"),
+        pytest.param("\x85", "U+0085", id="NEL"),
+        pytest.param("\x9b", "U+009B", id="CSI"),
+        pytest.param("\u2028", "U+2028", id="line-separator"),
+        pytest.param("\u2029", "U+2029", id="paragraph-separator"),
+        pytest.param("\u202a", "U+202A", id="LRE"),
+        pytest.param("\u202e", "U+202E", id="RLO"),
+        pytest.param("\u2066", "U+2066", id="LRI"),
+        pytest.param("\u2069", "U+2069", id="PDI"),
+    ],
+)
+@pytest.mark.parametrize(("field", "template"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_forbidden_character_in_any_text_field_is_an_invalid_record(
+    char: str, point: str, field: str, template: dict[str, object]
+) -> None:
+    contracts, [bad] = validate([record(**_filled(template, f"x{char}y"))], POLICY)
+    assert contracts == []
+    assert bad.field == field
+    assert point in bad.reason
+    assert "at character 2" in bad.reason
+    assert bad.fix
+
+
+@pytest.mark.parametrize(("field", "template"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_value_over_the_length_limit_is_an_invalid_record(
+    field: str, template: dict[str, object]
+) -> None:
+    contracts, [bad] = validate([record(**_filled(template, "x" * 300))], POLICY)
+    assert contracts == []
+    assert bad.field == field
+    assert "characters long, over the limit of 256 (policy.max_field_length)" in bad.reason
+    assert bad.fix == "shorten it in the source, or raise policy.max_field_length"
+    assert len(str(bad)) < 600  # the value itself is never quoted
+
+
+def test_huge_value_names_its_length_and_limit_and_leaves_the_batch_alone() -> None:
+    records = [
+        record("c:1", id="C-1"),
+        record("c:2", id="C-2", email="bob@vendor.example", given_name="B" * 5_000_000),
+        record("c:3", id="C-3", email="eve@vendor.example", given_name="Eve"),
+    ]
+    contracts, [bad] = validate(records, POLICY)
+    assert [c.id for c in contracts] == ["C-1", "C-3"]
+    assert (bad.contract_id, bad.person, bad.field) == ("C-2", "bob@vendor.example", "given_name")
+    assert bad.reason == (
+        "the value is 5000000 characters long, over the limit of 256 (policy.max_field_length)"
+    )
+
+
+def test_huge_contract_id_is_clipped_in_the_invalid_record() -> None:
+    _, [bad] = validate([record(id="C" * 1_000_000)], POLICY)
+    assert bad.field == "id"
+    assert bad.contract_id == "C" * 256 + "…"
+
+
+@pytest.mark.parametrize(
+    ("lengths", "changes", "field", "limit"),
+    [
+        ({"given_name": 3}, {"given_name": "Anna"}, "given_name", "given_name"),
+        ({"attributes": 4}, {"attributes": {"team": "core1"}}, "attributes.team", "attributes"),
+        ({"attributes": 3}, {"attributes": {"team": "x"}}, "attributes", "attributes"),
+        ({"id": 2}, {"id": "C-1"}, "id", "id"),
+    ],
+)
+def test_field_lengths_override_the_common_limit(
+    lengths: dict[str, int], changes: dict[str, object], field: str, limit: str
+) -> None:
+    policy = Policy(roles=POLICY.roles, max_field_length=10_000, field_lengths=lengths)
+    _, [bad] = validate([record(**changes)], policy)
+    assert bad.field == field
+    assert f"over the limit of {lengths[limit]} (policy.field_lengths.{limit})" in bad.reason
+    assert bad.fix == f"shorten it in the source, or raise policy.field_lengths.{limit}"
+
+
+def test_values_at_the_limits_are_valid() -> None:
+    email = "Ann.Lee@Vendor.example"  # 22 characters, the longest value
+    policy = Policy(roles=POLICY.roles, max_field_length=22, field_lengths={"given_name": 3})
+    [contract], invalid = validate([record(email=email, given_name="Ann")], policy)
+    assert invalid == []
+    assert (contract.email, contract.given_name) == (email, "Ann")
+    _, [bad] = validate([record(email="Ann.Lee@Vendor.example.x")], policy)
+    assert bad.field == "email"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "kind"),
+    [
+        pytest.param({"attributes": {"team": {"a": 1}}}, "attributes.team", "a mapping", id="map"),
+        pytest.param({"attributes": {"team": ["a", "b"]}}, "attributes.team", "a list", id="list"),
+        pytest.param({"given_name": {"first": "Ann"}}, "given_name", "a mapping", id="name-map"),
+        pytest.param({"id": ["C-1"]}, "id", "a list", id="id-list"),
+        pytest.param({"vendor": ["Acme"]}, "vendor", "a list", id="vendor-list"),
+        pytest.param({"roles": [["developer"]]}, "roles", "a list", id="nested-role"),
+        pytest.param({"roles": {"developer": 1}}, "roles", "a mapping", id="role-map"),
+    ],
+)
+def test_nested_values_are_invalid_records_not_python_text(
+    changes: dict[str, object], field: str, kind: str
+) -> None:
+    contracts, [bad] = validate([record(**changes)], POLICY)
+    assert contracts == []
+    assert bad.field == field
+    assert f"is {kind}, not a single value" in bad.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Zoë Ñúñez", "李 王", "O'Brien-Smith", "עברית", "العربية", "Ann\u200dLee", "\u00a0Ann"],
+)
+def test_ordinary_unicode_names_stay_valid(value: str) -> None:
+    [contract], invalid = validate([record(given_name=value, username="ann.lee")], POLICY)
+    assert invalid == []
+    assert contract.given_name == value.strip()

@@ -1,7 +1,8 @@
 """``syncd.daemon`` driven in-process: the real loop in a thread, a real contracts file, a
 real audit trail and state directory in a temporary folder, and ``MemoryTarget``s in
 place of the directory the config names. ``Controls`` stand in for the signals that
-``syncd run`` turns into the same requests. ``syncd.watch.Schedule`` is tested on its own.
+``syncd run`` turns into the same requests; a real notify socket stands in for systemd
+where the watchdog is watched. ``syncd.watch.Schedule`` is tested on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from syncd import daemon as daemon_module
+from syncd import pulse
 from syncd.audit.verify import verify
 from syncd.config import Config, load_config
 from syncd.core.model import Action, ActionKind, ObservedAccount
@@ -30,6 +33,7 @@ from syncd.state import StateLocked
 from syncd.targets.base import Target
 from syncd.targets.memory import MemoryTarget
 from syncd.watch import WATCH_EVERY, Schedule
+from tests.unit.test_watchdog import Listener
 
 DEVS = "cn=devs,dc=example,dc=test"
 ANA, BO = "ana@vendor.example", "bo@vendor.example"
@@ -398,6 +402,42 @@ def test_an_ended_account_the_target_keeps_enabled_is_attested_and_counted(
     assert violation["corrected"] is False
 
 
+def test_an_access_end_missed_while_the_target_was_down_is_done_soon_after_its_return(
+    bench: Bench,
+) -> None:
+    down = threading.Event()
+
+    def unreachable_while_down(_action: Action) -> TargetError | None:
+        return TemporaryError("connection refused", code=0) if down.is_set() else None
+
+    end = seconds_ahead(2)
+    bench.corp.accounts[ANA] = ObservedAccount(ANA, "mem:ana", "ana", True, None, False)
+    bench.corp.groups[DEVS].add(ANA)
+    bench.corp.fault = unreachable_while_down
+    bench.contracts(contract("C-1", "ana", end), contract("C-2", "bo", in_days(10)))
+    running = bench.started()
+    down.set()
+
+    wait_for(lambda: running.daemon.health.status == "failing", 6)  # the cycle at the end
+    time.sleep(6)  # the target stays down past the first retries
+    assert running.daemon.schedule.failures >= 2
+    assert bench.corp.accounts[ANA].enabled
+    down.clear()
+    back = datetime.now(UTC)
+
+    wait_for(lambda: not bench.corp.accounts[ANA].enabled, 8)
+    wait_for(lambda: running.daemon.health.answer()[0] == 200, 0.5)  # as soon as it succeeded
+
+    lag = (disabled_at(bench, "ana") - back).total_seconds()
+    print(f"disabled {lag:.1f} s after the target came back")
+    assert lag <= 5.5  # a retry every 5 s at most (jittered), not the 300 s poll
+    assert running.daemon.schedule.next_poll > time.time() + 200  # the poll was not due
+    assert running.daemon.schedule.failures == 0
+    assert not running.daemon.schedule.overdue
+    running.stop()
+    assert verify([bench.trail]).ok
+
+
 def test_an_unreachable_target_fails_the_cycle_and_ready_comes_at_the_timeout(
     bench: Bench,
 ) -> None:
@@ -438,6 +478,99 @@ def test_a_source_with_no_snapshot_to_fall_back_on_backs_off(bench: Bench) -> No
     running.stop()
 
 
+def test_a_source_rewritten_in_place_is_read_whole_once_it_is_still(bench: Bench) -> None:
+    everyone = [contract(f"C-{i}", f"per{i}", in_days(10)) for i in range(21)]
+    bench.contracts(*everyone[:20])
+    running = bench.started()
+    text = yaml.safe_dump({"contracts": everyone})
+    cut = text.index("- email: per17@")  # 17 of 21 parse: a drop within max_source_drop
+
+    with (bench.folder / "contracts.yaml").open("w") as handle:  # in place, as in the issue
+        handle.write(text[:cut])
+        handle.flush()
+        time.sleep(0.7)  # under the 1 s debounce
+        handle.write(text[cut:])
+    wait_for(lambda: running.sample("syncd_cycles_total", result="ok") == 2, 5)
+
+    assert "per20@vendor.example" in bench.corp.accounts  # read once, whole
+    assert all(account.enabled for account in bench.corp.accounts.values())
+    assert not [r for r in bench.audit() if r.get("activity_name") == "Disable"]
+    running.stop()
+    assert running.sample("syncd_cycles_total", result="ok") == 2
+
+
+def test_the_watchdog_is_fed_while_a_request_may_block_and_starves_when_the_loop_hangs(
+    bench: Bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard = Listener(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", heard.address)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")  # pings every 0.5 s while alive
+    blocking = {"how": ""}
+
+    def slow(action: Action) -> TargetError | None:
+        if action.kind is not ActionKind.CREATE:
+            return None
+        if blocking["how"] == "request":  # as a connection does around a request
+            with pulse.current().guard(lambda: None, allow=10):
+                time.sleep(3)
+        elif blocking["how"] == "hang":  # stuck where nothing said it could block
+            time.sleep(3)
+        return None
+
+    bench.corp.fault = slow
+    bench.contracts(contract("C-1", "ana", in_days(10)))
+    running = bench.started()
+    try:
+        blocking["how"] = "request"
+        waiting = time.monotonic()
+        bench.contracts(contract("C-1", "ana", in_days(10)), contract("C-2", "bo", in_days(10)))
+        wait_for(lambda: BO in bench.corp.accounts, 8)
+        hanging = time.monotonic()
+        blocking["how"] = "hang"
+        bench.contracts(
+            *(contract(f"C-{i}", n, in_days(10)) for i, n in enumerate(["ana", "bo", "cy"]))
+        )
+        wait_for(lambda: "cy@vendor.example" in bench.corp.accounts, 8)
+        done = time.monotonic()
+        running.stop()
+    finally:
+        heard.close()
+
+    assert heard.silence(waiting, hanging) < 1.0
+    assert heard.silence(hanging, done) >= 1.8  # no ping from 1 s into the hang to its end
+
+
+def test_a_stop_breaks_off_a_request_still_in_flight_after_the_grace(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_module, "STOP_GRACE", 0.5)
+    entered, broken = threading.Event(), threading.Event()
+
+    def frozen(_action: Action) -> TargetError | None:
+        entered.set()
+        with pulse.current().guard(broken.set, allow=60):
+            broken.wait(30)  # a request to a frozen server, until it is broken off
+        return TemporaryError("corp: request broken off: syncd is stopping")
+
+    bench.corp.fault = frozen
+    bench.contracts(contract("C-1", "ana", in_days(10)))
+    running = bench.start()
+    assert entered.wait(5)
+
+    seconds = running.stop()
+
+    assert broken.is_set()
+    assert 0.5 <= seconds < 1.5
+    records = bench.audit()
+    (intent,) = [r for r in records if r["status"] == "Intent"]
+    (outcome,) = [
+        r for r in records if r["unmapped"].get("intent_uid") == intent["metadata"]["uid"]
+    ]
+    assert outcome["status"] == "Unknown"
+    assert records[-1]["activity_name"] == "Stop"
+    assert verify([bench.trail]).ok
+
+
 def test_a_second_daemon_on_the_same_state_dir_refuses_to_start(bench: Bench) -> None:
     bench.contracts(contract("C-1", "ana", in_days(10)))
     running = bench.started()
@@ -466,6 +599,7 @@ def at(seconds: float) -> datetime:
         pytest.param(Schedule(next_poll=T + 60), T, False, id="before-the-poll"),
         pytest.param(Schedule(next_poll=T + 60), T + 60, True, id="at-the-poll"),
         pytest.param(Schedule(next_poll=T, retry_at=T + 9), T + 5, False, id="backing-off"),
+        pytest.param(Schedule(next_poll=T + 300, retry_at=T + 5), T + 5, True, id="retry-at-5s"),
         pytest.param(Schedule(next_poll=T + 60, boundary=at(3)), T + 3, True, id="at-a-boundary"),
         pytest.param(Schedule(next_poll=T + 60, boundary=at(3)), T + 2.9, False, id="before-it"),
     ],
@@ -477,29 +611,46 @@ def test_a_cycle_is_due_at_the_poll_or_a_boundary(
 
 
 @pytest.mark.parametrize(
-    ("schedule", "watchdog", "sleep"),
+    ("schedule", "sleep"),
     [
-        pytest.param(Schedule(next_poll=T + 60), 0.0, WATCH_EVERY, id="look-at-the-file"),
-        pytest.param(Schedule(next_poll=T + 60, boundary=at(0.2)), 0.0, 0.2, id="boundary"),
-        pytest.param(Schedule(next_poll=T + 0.1), 0.0, 0.1, id="poll"),
-        pytest.param(Schedule(next_poll=T - 5), 0.0, 0.0, id="overdue"),
-        pytest.param(Schedule(next_poll=T + 60), 0.4, 0.2, id="watchdog"),
+        pytest.param(Schedule(next_poll=T + 60), WATCH_EVERY, id="look-at-the-file"),
+        pytest.param(Schedule(next_poll=T + 60, boundary=at(0.2)), 0.2, id="boundary"),
+        pytest.param(Schedule(next_poll=T + 0.1), 0.1, id="poll"),
+        pytest.param(Schedule(next_poll=T - 5), 0.0, id="overdue"),
+        pytest.param(Schedule(next_poll=T + 0.1, retry_at=T + 0.3), 0.3, id="retry-not-poll"),
     ],
 )
-def test_the_loop_sleeps_until_the_nearest_reason_to_wake(
-    schedule: Schedule, watchdog: float, sleep: float
-) -> None:
-    assert schedule.sleep_seconds(T, watchdog) == pytest.approx(sleep)
+def test_the_loop_sleeps_until_the_nearest_reason_to_wake(schedule: Schedule, sleep: float) -> None:
+    assert schedule.sleep_seconds(T) == pytest.approx(sleep)
 
 
 def test_failed_cycles_back_off_exponentially_up_to_the_limit() -> None:
     schedule = Schedule()
+    schedule.started(T, interval=300)
     delays = [schedule.failed(T, backoff_max=60, jitter=1.0) for _ in range(6)]
     assert delays == [5, 10, 20, 40, 60, 60]
     assert schedule.failed(T, backoff_max=60, jitter=0.5) == 30
     assert schedule.retry_at == T + 30
+    assert schedule.due(T + 30)  # the retry comes before the poll at T + 300
 
     schedule.finished(succeeded=False)  # a cycle ran, on the snapshot
     assert (schedule.failures, schedule.retry_at) == (8, 0.0)
+    assert not schedule.due(T + 30)  # back to the poll
     schedule.finished(succeeded=True)
     assert schedule.failures == 0
+
+
+def test_a_boundary_whose_cycle_failed_is_retried_every_few_seconds_until_done() -> None:
+    schedule = Schedule(next_poll=T + 300, boundary=at(10), failures=3)
+    assert schedule.due(T + 10)
+
+    schedule.started(T + 10, interval=300)  # the cycle at the access end ...
+    schedule.boundary = at(86_400)  # ... plans the next one, and fails
+    delays = [schedule.failed(T + 10, backoff_max=300, jitter=1.0) for _ in range(3)]
+
+    assert schedule.overdue
+    assert delays == [5, 5, 5]  # not 40, 80, 160
+    schedule.finished(succeeded=True)
+    assert not schedule.overdue
+    assert schedule.failed(T + 20, backoff_max=300, jitter=1.0) == 5  # backs off afresh
+    assert schedule.failed(T + 20, backoff_max=300, jitter=1.0) == 10

@@ -21,7 +21,15 @@ from syncd.core.model import (
     PersonState,
     TargetPlan,
 )
-from syncd.core.plan import ORPHAN_REASON, desired_groups, plan_target, same_instant
+from syncd.core.plan import (
+    ORPHAN_REASON,
+    Planned,
+    absences,
+    desired_groups,
+    plan_target,
+    plan_with_waits,
+    same_instant,
+)
 from syncd.core.policy import Limit, Safety, TargetPolicy
 
 NOW = datetime(2027, 6, 15, 12, tzinfo=UTC)
@@ -732,3 +740,309 @@ def test_desired_groups_is_union_over_roles() -> None:
     p = person("ann", roles=("developer", "operator", "unknown"))
     assert desired_groups(TARGET, p) == frozenset({G_DEV, G_VPN, G_OPS})
     assert desired_groups(TARGET, person("ann", ENDED)) == frozenset()
+
+
+# -- the orphan grace: absence alone waits before anything irreversible ----------------
+
+HOUR = timedelta(hours=1)
+ANN = "ann@v.example"
+DISABLED_ANN = account("ann", enabled=False, groups=(), expiry=NOW)  # credentials kept
+
+
+def graced(
+    wanted: dict[str, Person],
+    seen: Observed,
+    since: Mapping[str, datetime] | None = None,
+    grace: timedelta = HOUR,
+    **kwargs: object,
+) -> Planned:
+    return plan_with_waits(
+        TARGET,
+        wanted,
+        seen,
+        NOW,
+        absent_since=since or {},
+        orphan_grace=grace,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def waits(planned: Planned) -> list[tuple[ActionKind, str, datetime]]:
+    return [(w.action.kind, w.action.person.split("@")[0], w.until) for w in planned.waits]
+
+
+OFFBOARD_ANN_NOW = [row for row in OFFBOARD_ANN if row[0] is not REVOKE]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "seen", "since", "extra", "now", "later"),
+    [
+        pytest.param(
+            {},
+            observed(account("ann")),
+            {},
+            {},
+            OFFBOARD_ANN_NOW,
+            [(REVOKE, "ann", at(1 / 24))],
+            id="orphan-first-seen-now-disabled-revoke-waits",
+        ),
+        pytest.param(
+            {},
+            observed(account("ann")),
+            {ANN: NOW - 20 * timedelta(minutes=1)},
+            {},
+            OFFBOARD_ANN_NOW,
+            [(REVOKE, "ann", NOW + 40 * timedelta(minutes=1))],
+            id="orphan-within-grace-waits-for-the-rest",
+        ),
+        pytest.param(
+            {},
+            observed(DISABLED_ANN),
+            {ANN: NOW - 59 * timedelta(minutes=1)},
+            {},
+            [],
+            [(REVOKE, "ann", NOW + timedelta(minutes=1))],
+            id="offboarded-orphan-keeps-credentials-within-grace",
+        ),
+        pytest.param(
+            {},
+            observed(DISABLED_ANN),
+            {ANN: NOW - HOUR},
+            {},
+            [(REVOKE, "ann", "")],
+            [],
+            id="grace-over-exactly-revoke",
+        ),
+        pytest.param(
+            {},
+            observed(account("ann")),
+            {ANN: NOW - 3 * HOUR},
+            {},
+            OFFBOARD_ANN,
+            [],
+            id="absent-long-ago-everything-at-once",
+        ),
+        pytest.param(
+            {},
+            observed(replace(DISABLED_ANN, has_credentials=False)),
+            {ANN: NOW - 3 * HOUR},
+            {"delete_after": timedelta(0)},
+            [(DELETE, "ann", "")],
+            [],
+            id="orphan-deleted-after-grace",
+        ),
+        pytest.param(
+            {},
+            observed(DISABLED_ANN),
+            {ANN: NOW - 30 * timedelta(minutes=1)},
+            {"delete_after": timedelta(0)},
+            [],
+            [(REVOKE, "ann", at(1 / 48)), (DELETE, "ann", at(1 / 48))],
+            id="orphan-delete-waits-with-the-revoke",
+        ),
+        pytest.param(
+            {},
+            observed(DISABLED_ANN),
+            {},
+            {"delete_after": 30 * DAY},
+            [],
+            [(REVOKE, "ann", at(1 / 24))],
+            id="delete-not-due-is-no-wait",
+        ),
+        pytest.param(
+            people(person("ann", ENDED)),
+            observed(account("ann")),
+            {},
+            {},
+            OFFBOARD_ANN,
+            [],
+            id="contract-end-never-delayed",
+        ),
+        pytest.param(
+            people(person("ann", ENDED)),
+            observed(account("ann")),
+            {ANN: NOW},
+            {},
+            OFFBOARD_ANN,
+            [],
+            id="contract-end-never-delayed-even-once-recorded-absent",
+        ),
+        pytest.param(
+            people(person("ann", FUTURE)),
+            observed(account("ann", expiry=at(40))),
+            {},
+            {},
+            [
+                (DISABLE, "ann", ""),
+                (REMOVE, "ann", G_DEV),
+                (REMOVE, "ann", G_VPN),
+                (REVOKE, "ann", ""),
+            ],
+            [],
+            id="cancelled-or-not-started-never-delayed",
+        ),
+        pytest.param(
+            people(person("ann", ENDED, last_end=at(-40))),
+            observed(account("ann", enabled=False, groups=(), expiry=at(-40))),
+            {},
+            {"delete_after": 30 * DAY},
+            [(REVOKE, "ann", ""), (DELETE, "ann", "")],
+            [],
+            id="contract-delete-never-delayed",
+        ),
+        pytest.param(
+            {},
+            observed(account("ann")),
+            {},
+            {"protected": frozenset({ANN})},
+            [],
+            [],
+            id="invalid-record-is-no-absence",
+        ),
+        pytest.param(
+            {},
+            observed(account("ann")),
+            {},
+            {"expiries_only": True},
+            [],
+            [],
+            id="untrusted-source-no-orphan-handling-no-waits",
+        ),
+        pytest.param(
+            people(person("ann")),
+            observed(account("ann", expiry=at(30))),
+            {ANN: at(-1)},
+            {},
+            [],
+            [],
+            id="a-person-present-never-waits",
+        ),
+    ],
+)
+def test_orphan_grace(
+    wanted: dict[str, Person],
+    seen: Observed,
+    since: dict[str, datetime],
+    extra: dict[str, object],
+    now: list[tuple[ActionKind, str, str]],
+    later: list[tuple[ActionKind, str, datetime]],
+) -> None:
+    planned = graced(wanted, seen, since, **extra)
+    assert rows(planned.plan) == now
+    assert waits(planned) == later
+    assert planned.plan.holds == ()
+    assert all(not a.held for a in planned.plan.actions)
+    assert all(w.action.cause is Cause.ORPHAN for w in planned.waits)
+    assert all(w.action.kind in (REVOKE, DELETE) for w in planned.waits)
+
+
+def test_a_wait_says_what_it_waits_for_and_until_when() -> None:
+    [wait] = graced({}, observed(account("ann"))).waits
+    assert str(wait) == "waits for policy.orphan_grace until 2027-06-15T13:00:00Z"
+    assert wait.action.reason == ORPHAN_REASON
+    assert wait.action.ref == "uid=ann,ou=contractors,dc=example,dc=test"
+    assert not wait.action.held
+    [revoke] = graced({}, observed(DISABLED_ANN), {ANN: NOW - 2 * HOUR}).plan.actions
+    assert revoke.reason == (
+        f"{ORPHAN_REASON}; absent since 2027-06-15T10:00:00Z, over policy.orphan_grace 1h"
+    )
+
+
+def test_no_grace_is_the_old_rule_and_plan_target_leaves_the_waits_out() -> None:
+    assert rows(graced({}, observed(account("ann")), grace=timedelta(0)).plan) == OFFBOARD_ANN
+    assert rows(plan_target(TARGET, {}, observed(account("ann")), NOW)) == OFFBOARD_ANN
+    kept_back = plan_target(TARGET, {}, observed(account("ann")), NOW, orphan_grace=HOUR)
+    assert rows(kept_back) == OFFBOARD_ANN_NOW
+
+
+def test_waits_count_against_no_safety_limit_and_mass_change_does_not_lift_them() -> None:
+    offboarded = [replace(DISABLED_ANN, key=f"o{i}@v.example") for i in range(12)]
+    planned = graced({}, observed(*offboarded))
+    assert planned.plan.actions == ()
+    assert planned.plan.holds == ()
+    assert len(planned.waits) == 12
+    lifted = graced({}, observed(*offboarded), allow_mass_change=True)
+    assert lifted == planned
+    due = graced({}, observed(*offboarded), {a.key: NOW - 2 * HOUR for a in offboarded})
+    assert due.waits == ()
+    assert len(due.plan.held) == 12  # twelve revocations at once: over the orphan limit
+    assert "max_orphan_disables" in due.plan.holds[0]
+
+
+def offboard_runnable(account_: ObservedAccount, plan_: TargetPlan) -> ObservedAccount:
+    """What the target holds after the plan's runnable actions for this account."""
+    for action in plan_.runnable:
+        if action.kind is DISABLE:
+            account_ = replace(account_, enabled=False)
+        elif action.kind is REMOVE:
+            account_ = replace(account_, groups=account_.groups - {action.group})
+        elif action.kind is EXPIRY:
+            account_ = replace(account_, expiry=action.expiry)
+        elif action.kind is REVOKE:
+            account_ = replace(account_, has_credentials=False)
+        elif action.kind is ENABLE:
+            account_ = replace(account_, enabled=True)
+        elif action.kind is ADD:
+            account_ = replace(account_, groups=account_.groups | {action.group})
+    return account_
+
+
+def test_a_person_back_within_the_grace_lost_nothing_irreversible() -> None:
+    ann = account("ann", expiry=at(30))
+    vanished = graced({}, observed(ann))  # a source read half-written: ann is missing
+    ann = offboard_runnable(ann, vanished.plan)
+    assert (ann.enabled, ann.groups, ann.has_credentials) == (False, frozenset(), True)
+
+    back = graced(people(person("ann")), observed(ann), {ANN: NOW})  # the full file again
+
+    assert rows(back.plan) == [
+        (EXPIRY, "ann", ""),
+        (ENABLE, "ann", ""),
+        (ADD, "ann", G_DEV),
+        (ADD, "ann", G_VPN),
+    ]
+    assert back.waits == ()
+    ann = offboard_runnable(ann, back.plan)
+    assert (ann.enabled, ann.groups, ann.has_credentials) == (True, frozenset({G_DEV, G_VPN}), True)
+    assert ann.expiry == at(30)
+
+
+A, B, C = "a@v.example", "b@v.example", "c@v.example"
+EARLIER = NOW - 2 * HOUR
+
+
+@pytest.mark.parametrize(
+    ("previous", "present", "accounts", "protected", "complete", "expected"),
+    [
+        pytest.param({}, (), (A,), (), True, {A: NOW}, id="newly-absent-gets-now"),
+        pytest.param({A: EARLIER}, (), (A,), (), True, {A: EARLIER}, id="still-absent-keeps"),
+        pytest.param({A: EARLIER}, (A,), (A,), (), True, {}, id="back-in-the-source-dropped"),
+        pytest.param({A: EARLIER}, (), (A,), (A,), True, {}, id="invalid-record-is-presence"),
+        pytest.param({A: EARLIER}, (), (), (), True, {}, id="account-gone-dropped"),
+        pytest.param({A: EARLIER}, (), (), (), False, {A: EARLIER}, id="target-unseen-keeps-clock"),
+        pytest.param(
+            {A: EARLIER, B: EARLIER},
+            (B,),
+            (C,),
+            (),
+            False,
+            {A: EARLIER, C: NOW},
+            id="unseen-target-still-drops-people-back",
+        ),
+        pytest.param({}, (B,), (B,), (), True, {}, id="a-person-with-a-contract-is-not-absent"),
+    ],
+)
+def test_absences_carry_first_seen_from_cycle_to_cycle(
+    previous: dict[str, datetime],
+    present: tuple[str, ...],
+    accounts: tuple[str, ...],
+    protected: tuple[str, ...],
+    complete: bool,
+    expected: dict[str, datetime],
+) -> None:
+    wanted = {key: person(key.split("@")[0]) for key in present}
+    seen = [observed(*(replace(account(k.split("@")[0]), key=k) for k in accounts)), observed()]
+    result = absences(
+        previous, wanted, seen, NOW, protected=frozenset(protected), complete=complete
+    )
+    assert result == expected

@@ -6,11 +6,20 @@ retried with backoff, reconnecting when the connection broke) or ``PermanentErro
 (with a message that says what to change), keeping the LDAP result code as ``code``.
 A target kind with richer answers (AD's Windows error codes) passes its own
 ``translate``.
+
+Inside ``syncd run`` a connection follows the daemon's pulse (``syncd.pulse``): it
+beats before each request, announcing how long the request may block, so that the
+watchdog is fed while it waits on a slow server; its retry delays end at once on a
+stop and no retry follows one; and when the stop's grace runs out, the request in
+flight is broken off (its socket shut down) and no new one is sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,12 +29,14 @@ from typing import Any, Protocol, TypeVar
 from ldap3 import FIRST, NONE, SUBTREE, Connection, Server, ServerPool, Tls
 from ldap3.core import exceptions as lx
 from tenacity import (
+    RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
+from syncd import pulse
 from syncd.errors import PermanentError, TemporaryError
 
 log = logging.getLogger(__name__)
@@ -112,22 +123,53 @@ class LdapConnection:
         self.endpoint = endpoint
         self.name = name
         self.translate: Translate = translate or translate_result
+        self.pulse = pulse.current()
         self._conn: Connection | None = None
+        self._opening: Connection | None = None  # while it connects, binds
+        self._tls: _Tls | None = None  # of the connection being opened
+        # One attempt may block for a connect per server, the TLS handshake, the bind
+        # and the request itself, each up to the timeout.
+        self._allow = float(endpoint.timeout * (len(endpoint.urls) + 3))
+        self._last_error: BaseException | None = None
         self._retrying = Retrying(
             stop=stop_after_attempt(endpoint.retries + 1),
             wait=wait_exponential_jitter(multiplier=0.2, max=20, jitter=0.2),
-            retry=retry_if_exception_type(TemporaryError),
+            retry=retry_if_exception(self._retryable),
+            sleep=self._sleep,
             before_sleep=self._before_retry,
             reraise=True,
         )
 
-    def _before_retry(self, state: Any) -> None:
+    def _retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, TemporaryError) and not self.pulse.stopping()
+
+    def _before_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        self._last_error = exc
+        retries = self.endpoint.retries
+        self.pulse.trouble(self, f"{exc}; retry {state.attempt_number} of {retries}")
         log.warning("%s, retry %d", exc, state.attempt_number)
+
+    def _sleep(self, seconds: float) -> None:
+        """The delay before a retry; the daemon's stop ends it, and the retry with it."""
+        if not self.pulse.wait(seconds):
+            raise TemporaryError(f"{self._last_error}; not retried: syncd is stopping")
+
+    def _abort(self) -> None:
+        """Break off the request in flight, from another thread: shutting the socket
+        down wakes a thread blocked on it (closing it would not)."""
+        for conn in (self._conn, self._opening):
+            sock = getattr(conn, "socket", None)
+            if sock is not None and sock.fileno() >= 0:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        handshake = self._tls.handshake if self._tls is not None else None
+        if handshake is not None:
+            _shut_down(*handshake)
 
     def _open(self) -> Connection:
         end = self.endpoint
-        tls = Tls(
+        tls = self._tls = _Tls(
             validate=ssl.CERT_REQUIRED if end.tls_verify else ssl.CERT_NONE,
             ca_certs_file=str(end.ca_file) if end.ca_file else None,
             version=ssl.PROTOCOL_TLS_CLIENT,
@@ -158,10 +200,14 @@ class LdapConnection:
             return_empty_attributes=False,
             auto_range=end.auto_range,
         )
-        conn.open()
-        if end.start_tls:
-            conn.start_tls()
-        conn.bind()
+        self._opening = conn
+        try:
+            conn.open()
+            if end.start_tls:
+                conn.start_tls()
+            conn.bind()
+        finally:
+            self._opening = None
         return conn
 
     def close(self) -> None:
@@ -178,6 +224,19 @@ class LdapConnection:
         return result
 
     def _once(self, operation: Callable[[Connection], T]) -> T:
+        try:
+            with self.pulse.guard(self._abort, self._allow):
+                result = self._translated(operation)
+        except pulse.Stopped as exc:
+            raise TemporaryError(f"{self.name}: {exc}") from exc
+        except PermanentError as exc:
+            if self.pulse.aborted:  # whatever ldap3 made of a socket shut under it
+                raise TemporaryError(f"{self.name}: request broken off: {exc}") from exc
+            raise
+        self.pulse.cleared(self)
+        return result
+
+    def _translated(self, operation: Callable[[Connection], T]) -> T:
         try:
             if self._conn is None:
                 self._conn = self._open()
@@ -196,6 +255,8 @@ class LdapConnection:
             OSError,
         ) as exc:
             self._drop()
+            if self.pulse.aborted:
+                raise TemporaryError(f"{self.name}: request broken off: syncd is stopping") from exc
             raise TemporaryError(f"{self.name}: connection failed: {exc}") from exc
         except (lx.LDAPSSLConfigurationError, lx.LDAPCertificateError, lx.LDAPStartTLSError) as exc:
             self._drop()
@@ -229,13 +290,55 @@ class LdapConnection:
                 paged_size=self.endpoint.page_size,
                 generator=True,
             )
-            return [
-                (str(e["dn"]), e.get("attributes") or {})
-                for e in pages
-                if e.get("type") == "searchResEntry"
-            ]
+            entries: list[Entry] = []
+            for e in pages:
+                if e.get("type") == "searchResEntry":
+                    entries.append((str(e["dn"]), e.get("attributes") or {}))
+                    if len(entries) % self.endpoint.page_size == 0:
+                        self.pulse.beat(self._allow)  # a page came: alive, waiting for the next
+            return entries
 
         return self.call(run)
+
+
+class _Tls(Tls):
+    """ldap3's ``Tls``, keeping the socket it wraps reachable during the handshake.
+
+    ldap3 does the TLS handshake inside the wrapping, after the plain socket was handed
+    over and before the connection holds the TLS one: nothing else reaches the socket
+    then, so its file descriptor and identity are kept for ``_shut_down``."""
+
+    handshake: tuple[int, tuple[int, int]] | None = None
+
+    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
+        fd = connection.socket.fileno()
+        info = os.fstat(fd)
+        self.handshake = (fd, (info.st_dev, info.st_ino))
+        try:
+            super().wrap_socket(connection, do_handshake)
+        finally:
+            self.handshake = None
+
+
+def _shut_down(fd: int, identity: tuple[int, int]) -> None:
+    """Shut down the socket behind ``fd`` if it still is the one with ``identity``
+    (device and inode; the descriptor may have been closed and reused meanwhile): on a
+    copy of the descriptor, which holds the socket while it is checked."""
+    try:
+        copy = os.dup(fd)
+    except OSError:
+        return
+    try:
+        info = os.fstat(copy)
+        if (info.st_dev, info.st_ino) == identity:
+            with socket.socket(fileno=copy) as sock:  # closes the copy
+                copy = -1
+                sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        if copy >= 0:
+            os.close(copy)
 
 
 def translate_result(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:

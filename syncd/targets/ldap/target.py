@@ -8,6 +8,11 @@ Reading (``targets.ldap.reading``) costs a fixed number of searches: for observa
 one paged search of the managed entries, one per credential attribute, one base read
 per managed group; for a read-back after writes, the same per 100 person keys.
 
+Unmanaged entries that would collide with a new account are looked for under
+``conflict_base``, by default the naming context that holds ``base_dn`` (read once from
+the root DSE, else the ``dc=`` components of ``base_dn``), so that a contractor is
+never created beside an employee of the same uid elsewhere in the tree.
+
 Under ``disable.method: ppolicy`` a lock is put back after credentials are removed:
 OpenLDAP's ppolicy drops ``pwdAccountLockedTime`` whenever a password administrator
 (the rootdn, or an identity with ``manage`` access to the password) changes the
@@ -21,6 +26,7 @@ import logging
 import queue
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ldap3 import MODIFY_REPLACE
@@ -37,6 +43,7 @@ from syncd.targets.directory.operations import (
     change_members,
     check_present,
     first_conflicts,
+    read_entry,
     tolerant,
 )
 from syncd.targets.directory.values import (
@@ -52,6 +59,22 @@ log = logging.getLogger(__name__)
 # result codes that mean the change is already in place
 _MEMBER_ALREADY = {20: "already a member", 16: "already not a member"}
 _ENTRY_GONE = {NO_SUCH_OBJECT: "already absent"}
+
+
+def naming_context(base_dn: str, contexts: Sequence[str]) -> str:
+    """The naming context that holds ``base_dn``: the longest of ``contexts`` (the root
+    DSE's ``namingContexts``) at or above it, else its trailing ``dc=`` components,
+    else ``base_dn`` itself."""
+    base = normalize_dn(base_dn)
+    holding = [c for c in contexts if normalize_dn(c) == base or under(base, normalize_dn(c))]
+    if holding:
+        return max(holding, key=len)
+    components: list[str] = []
+    for attribute, value, _sep in reversed(parse_dn(base_dn)):
+        if attribute.lower() != "dc":
+            break
+        components.insert(0, f"{attribute}={value}")
+    return ",".join(components) or base_dn
 
 
 def _get(entry: Mapping[str, Any], name: str) -> Any:
@@ -78,6 +101,7 @@ class LdapDirectory:
         self.groups = groups  # managed group DNs as configured
         self.reader = LdapReader(name, config, self.conn, groups)
         self._dns: dict[str, str] = {}  # username -> DN of accounts created this cycle
+        self._suffix: str | None = None  # the default conflict base, once read
         self._executor: ThreadPoolExecutor | None = None
         self._spare: queue.SimpleQueue[LdapConnection] = queue.SimpleQueue()
 
@@ -99,7 +123,7 @@ class LdapDirectory:
         euid, ekey = escape_filter_chars(uid), escape_filter_chars(key)
         found = candidates(
             self.conn,
-            cfg.conflict_base or cfg.base_dn,
+            self.conflict_base(),
             f"(|({euid}=*)({ekey}=*))",
             [
                 f"({euid}={escape_filter_chars(name)})({ekey}={escape_filter_chars(person)})"
@@ -113,6 +137,26 @@ class LdapDirectory:
                 for value in values(_get(entry, attr)):
                     by_value.setdefault(value.lower(), []).append((dn, entry))
         return first_conflicts(self.name, wanted, by_value, self._conflict_reason)
+
+    def conflict_base(self) -> str:
+        """``conflict_base`` as configured, or the naming context holding ``base_dn``."""
+        if self.config.conflict_base:
+            return self.config.conflict_base
+        if self._suffix is None:
+            self._suffix = naming_context(self.config.base_dn, self._naming_contexts())
+        return self._suffix
+
+    def _naming_contexts(self) -> list[str]:
+        """The root DSE's ``namingContexts``; none when the server refuses to show them
+        (a temporary failure is raised: nothing is remembered from it)."""
+        try:
+            entry = self.conn.call(partial(read_entry, dn="", attributes=["namingContexts"]))
+        except PermanentError as exc:
+            log.warning(
+                "%s: root DSE not readable (%s); conflict base from base_dn", self.name, exc
+            )
+            return []
+        return list(values(_get(entry, "namingContexts")))
 
     def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> str:
         attributes = lowered(entry)

@@ -11,6 +11,12 @@ admin can change); both keep the HTTP status, headers and ``scimType`` as data. 
 ``Retry-After`` pauses every thread of the session, so that a rate-limited server is not
 hammered by the other workers meanwhile. ``Known`` holds what one cycle learned about
 the server, for the observation and the writes.
+
+Inside ``syncd run`` the session follows the daemon's pulse (``syncd.pulse``): it beats
+before each request with the time the request may take, its retry delays and
+``Retry-After`` pauses end at once on a stop, no retry follows a stop, and no request
+goes out once the stop's grace has run out. A request already on the wire is not
+broken off: it ends within ``timeout``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import Resource, SCIMException, ServiceProviderConfig
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
 
+from syncd import pulse
 from syncd.config import ScimTarget
 from syncd.core.model import Action
 from syncd.errors import PermanentError, TemporaryError
@@ -113,6 +120,9 @@ class ScimSession:
         self._resume = 0.0  # time.monotonic() before which no request goes out
         self._pool: ThreadPoolExecutor | None = None
         self.page_size = config.page_size  # lowered to the server's maxResults by discover()
+        self.pulse = pulse.current()
+        # httpx's timeout holds for each of connecting, sending and waiting for the answer
+        self._allow = float(config.timeout * 3)
 
     def discover(self) -> Capabilities:
         """Read ServiceProviderConfig, ResourceTypes and Schemas (three requests)."""
@@ -188,6 +198,7 @@ class ScimSession:
             stop=stop_after_attempt(self.config.retries + 1),
             wait=self._wait,
             retry=self._retryable,
+            sleep=self._sleep,
             before_sleep=lambda state: self._before_retry(state, notes),
             reraise=True,
         )
@@ -197,10 +208,13 @@ class ScimSession:
     def once(self, operation: Callable[[SyncSCIMClient], T]) -> T:
         """Run ``operation`` once, after any pause a server asked for, errors translated."""
         pause = self._resume - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+        if pause > 0 and not self.pulse.wait(pause):
+            raise TemporaryError(f"{self.name}: not sent: syncd is stopping")
         try:
-            return operation(self.scim)
+            with self.pulse.guard(_nothing, self._allow):
+                result = operation(self.scim)
+        except pulse.Stopped as exc:
+            raise TemporaryError(f"{self.name}: not sent: {exc}") from exc
         except (SCIMClientException, SCIMException, httpx2.HTTPError, ValidationError) as exc:
             error = translate(exc, self.name)
             delay = error.delay if isinstance(error, TemporaryError) else None
@@ -216,11 +230,15 @@ class ScimSession:
                 with self._lock:
                     self._resume = max(self._resume, time.monotonic() + delay)
             raise error from exc
+        self.pulse.cleared(self)
+        return result
 
     def _retryable(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
-        return isinstance(exc, TemporaryError) and (
-            exc.delay is None or exc.delay <= self.config.max_retry_after
+        return (
+            isinstance(exc, TemporaryError)
+            and (exc.delay is None or exc.delay <= self.config.max_retry_after)
+            and not self.pulse.stopping()
         )
 
     _backoff = wait_exponential_jitter(multiplier=0.2, max=20, jitter=0.2)
@@ -231,8 +249,14 @@ class ScimSession:
             return exc.delay  # other threads wait for it in once()
         return float(self._backoff(state))
 
+    def _sleep(self, seconds: float) -> None:
+        """The delay before a retry; the daemon's stop ends it, and the retry with it."""
+        if not self.pulse.wait(seconds):
+            raise TemporaryError(f"{self.name}: not retried: syncd is stopping")
+
     def _before_retry(self, state: RetryCallState, notes: list[str] | None) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        self.pulse.trouble(self, f"{exc}; retry {state.attempt_number} of {self.config.retries}")
         log.warning("%s, retry %d", exc, state.attempt_number)
         if notes is not None:
             notes.append(str(exc).removeprefix(f"{self.name}: "))
@@ -250,6 +274,11 @@ class ScimSession:
         if isinstance(self.auth, ClientCredentials):
             self.auth.close()
         self.http.close()
+
+
+def _nothing() -> None:
+    """A request on the wire is left to its timeout: httpx has no safe way to break it
+    off from another thread."""
 
 
 def _user_extensions(scim: SyncSCIMClient) -> frozenset[str]:
