@@ -158,7 +158,7 @@ def plan_cycle(
     absent_since: Mapping[str, datetime] | None = None,
 ) -> CyclePlan:
     """Observe and plan every target. ``source``: contracts already read (the daemon's,
-    possibly from its last good snapshot); ``expiries_only``: see ``plan_target``. A
+    possibly from its last good snapshot); ``expiries_only``: see ``plan_with_waits``. A
     target that cannot be observed gets no plan and its error is kept in ``errors``.
     ``absent_since``: when each orphan was first seen absent (the state directory's
     record; None: nothing recorded, every orphan's grace starts ``now``); the cycle's

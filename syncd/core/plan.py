@@ -73,34 +73,6 @@ def desired_groups(target: TargetPolicy, person: Person) -> frozenset[str]:
     return frozenset(g for role in person.roles for g in target.groups_by_role.get(role, ()))
 
 
-def plan_target(
-    target: TargetPolicy,
-    people: Mapping[str, Person],
-    observed: Observed,
-    now: datetime,
-    *,
-    protected: frozenset[str] = frozenset(),
-    delete_after: timedelta | None = None,
-    allow_mass_change: bool = False,
-    expiries_only: bool = False,
-    absent_since: Mapping[str, datetime] = NO_ABSENCES,
-    orphan_grace: timedelta = timedelta(0),
-) -> TargetPlan:
-    """Plan one target; ``plan_with_waits`` says what it leaves out for the orphan grace."""
-    return plan_with_waits(
-        target,
-        people,
-        observed,
-        now,
-        protected=protected,
-        delete_after=delete_after,
-        allow_mass_change=allow_mass_change,
-        expiries_only=expiries_only,
-        absent_since=absent_since,
-        orphan_grace=orphan_grace,
-    ).plan
-
-
 def plan_with_waits(
     target: TargetPolicy,
     people: Mapping[str, Person],

@@ -26,7 +26,6 @@ from syncd.core.plan import (
     Planned,
     absences,
     desired_groups,
-    plan_target,
     plan_with_waits,
     same_instant,
 )
@@ -146,7 +145,7 @@ def plan(
     target: TargetPolicy = TARGET,
     **kwargs: object,
 ) -> TargetPlan:
-    return plan_target(target, wanted, seen, NOW, **kwargs)  # type: ignore[arg-type]
+    return plan_with_waits(target, wanted, seen, NOW, **kwargs).plan  # type: ignore[arg-type]
 
 
 OFFBOARD_ANN = [
@@ -948,10 +947,10 @@ def test_a_wait_says_what_it_waits_for_and_until_when() -> None:
     )
 
 
-def test_no_grace_is_the_old_rule_and_plan_target_leaves_the_waits_out() -> None:
+def test_no_grace_is_the_old_rule_and_the_plan_leaves_the_waits_out() -> None:
     assert rows(graced({}, observed(account("ann")), grace=timedelta(0)).plan) == OFFBOARD_ANN
-    assert rows(plan_target(TARGET, {}, observed(account("ann")), NOW)) == OFFBOARD_ANN
-    kept_back = plan_target(TARGET, {}, observed(account("ann")), NOW, orphan_grace=HOUR)
+    assert rows(plan_with_waits(TARGET, {}, observed(account("ann")), NOW).plan) == OFFBOARD_ANN
+    kept_back = plan_with_waits(TARGET, {}, observed(account("ann")), NOW, orphan_grace=HOUR).plan
     assert rows(kept_back) == OFFBOARD_ANN_NOW
 
 

@@ -24,7 +24,7 @@ from syncd.core.model import (
     Status,
     TargetPlan,
 )
-from syncd.core.plan import desired_groups, plan_target, same_instant
+from syncd.core.plan import desired_groups, plan_with_waits, same_instant
 from syncd.core.policy import Limit, Policy, Safety, TargetPolicy
 from syncd.core.render import render_attributes
 
@@ -231,14 +231,14 @@ class World:
     def plan(
         self, accounts: Mapping[str, ObservedAccount] | None = None, **kwargs: object
     ) -> TargetPlan:
-        return plan_target(
+        return plan_with_waits(
             self.target,
             self.people(),
             self.observed(accounts),
             NOW,
             delete_after=self.delete_after,
             **kwargs,  # type: ignore[arg-type]
-        )
+        ).plan
 
 
 @st.composite
