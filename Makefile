@@ -3,15 +3,23 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus \
-                samba samba-ad-dc samba-ad-provision winbind
+                samba samba-ad-dc samba-ad-provision winbind 389-ds-base
+# Node.js and npm for SCIMMY (tests/servers/scimmy): Debian's, unless an npm is there
+# already (NodeSource's nodejs bundles one and conflicts with Debian's npm package).
+APT_PACKAGES += $(if $(shell command -v npm),,nodejs npm)
 
-.PHONY: demo test lint unit bench system-packages clean
+.PHONY: demo test test-all-pythons lint unit bench scimmy-modules system-packages clean
 
 demo: $(VENV)/.installed system-packages
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed system-packages lint
+test: $(VENV)/.installed system-packages scimmy-modules lint
 	$(PY) -m pytest -q tests
+
+# The same suite on every other python3.X of the machine (PATH, pyenv) that the project
+# supports, each in its own .venv-3.X; DRY_RUN=1 lists what it would run.
+test-all-pythons: $(VENV)/.installed system-packages scimmy-modules
+	$(PY) scripts/all_pythons.py -q tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check syncd tests bench scripts
@@ -24,6 +32,14 @@ unit: $(VENV)/.installed
 
 bench: $(VENV)/.installed system-packages
 	$(PY) bench/ldap_cycle.py
+
+# SCIMMY, the tests' second SCIM server: its npm packages as its lock file pins them.
+SCIMMY := tests/servers/scimmy
+scimmy-modules: $(SCIMMY)/node_modules/.installed
+
+$(SCIMMY)/node_modules/.installed: $(SCIMMY)/package-lock.json | system-packages
+	cd $(SCIMMY) && npm ci --no-audit --no-fund
+	touch $@
 
 # slapd and its tools come from Debian (tests and the demo run their own throwaway
 # servers on free loopback ports); systemd-analyze checks the unit, promtool (package
@@ -45,4 +61,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .demo .pytest_cache .mypy_cache .ruff_cache $(SCIMMY)/node_modules

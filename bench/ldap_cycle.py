@@ -52,7 +52,6 @@ import os
 import random
 import resource
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
@@ -386,13 +385,11 @@ def stopwatch(out: dict[str, float], key: str) -> Iterator[None]:
 
 def connect(server: dict[str, str]) -> Any:
     """A bound connection as the service account, TLS set up as syncd does."""
-    from ldap3 import NONE, Connection, Server, Tls
+    from ldap3 import NONE, Connection, Server
 
-    tls = Tls(
-        validate=ssl.CERT_REQUIRED,
-        ca_certs_file=server["ca_file"],
-        version=ssl.PROTOCOL_TLS_CLIENT,
-    )
+    from syncd.targets.directory.tls import VerifiedTls
+
+    tls = VerifiedTls(ca_file=Path(server["ca_file"]))
     conn = Connection(
         Server(server["url"], use_ssl=True, tls=tls, get_info=NONE),
         user=server["bind_dn"],

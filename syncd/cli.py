@@ -325,6 +325,8 @@ def _check(args: argparse.Namespace) -> int:
             found = target.check()
         finally:
             target.close()
+        if about := getattr(target, "about", ""):  # an ldap target: its server, what it chose
+            print(f"{name}: {shown(about)}")
         problems += found
         print(
             f"{name}: "

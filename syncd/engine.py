@@ -178,7 +178,7 @@ def plan_cycle(
             log.error("%s: cannot observe: %s", name, exc, extra={"target": name})
             continue
         cycle.observed[name] = observed
-        cycle.policies[name] = config.target_policy(name)
+        cycle.policies[name] = config.target_policy(name, observed.native_expiry)
         planned = plan_with_waits(
             cycle.policies[name],
             people,

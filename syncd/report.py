@@ -60,6 +60,8 @@ def render_plan(cycle: CyclePlan) -> str:
     for name, error in sorted(cycle.errors.items()):
         out.append(f"{name}: NOT PLANNED: {error}")
     for plan in cycle.plans:
+        if about := cycle.observed[plan.target].about:
+            out.append(f"{plan.target}: {about}")
         out.append(f"{plan.target}: {plan.managed} managed accounts")
         out += [f"  {action_line(a)}" for a in plan.actions]
         waits = cycle.waits.get(plan.target, ())

@@ -10,5 +10,7 @@ pytest_plugins = [
     "tests.plugins.ldap",
     "tests.plugins.scim",
     "tests.plugins.ad",
+    "tests.plugins.dirsrv",
+    "tests.plugins.scimmy",
     "tests.plugins.world",
 ]

@@ -32,11 +32,13 @@ _PLACEHOLDERS = (
 class DisableConfig(Model):
     """How an account is disabled: ppolicy lock, 389-ds nsAccountLock, or an attribute."""
 
-    method: Literal["ppolicy", "nsaccountlock", "attribute"] = Field(
-        default="ppolicy",
+    method: Literal["ppolicy", "nsaccountlock", "attribute"] | None = Field(
+        default=None,
         description="ppolicy sets pwdAccountLockedTime (OpenLDAP ppolicy overlay with "
-        "pwdLockout: TRUE); nsaccountlock sets nsAccountLock (389-ds); attribute writes "
-        "disabled_value into attribute.",
+        "pwdLockout: TRUE); nsaccountlock sets nsAccountLock (389 Directory Server); "
+        "attribute writes disabled_value into attribute. Unset: by the server's flavour, "
+        "read from its root DSE on connecting: nsaccountlock on 389 Directory Server, "
+        "ppolicy on OpenLDAP and any other server.",
     )
     attribute: str | None = Field(
         default=None,
@@ -119,21 +121,28 @@ class LdapTarget(DirectoryTarget):
         "Replaces the default set (cn, sn, givenName, displayName, mail, o, description).",
     )
     disable: DisableConfig = Field(
-        default=DisableConfig(), description="How an account is disabled."
+        default=DisableConfig(),
+        description="How an account is disabled; by the server's flavour when method is unset.",
     )
-    native_expiry: bool = Field(
-        default=True,
+    native_expiry: bool | None = Field(
+        default=None,
         description="Keep pwdEndTime at the access end (OpenLDAP 2.5+ ppolicy), so the "
-        "server refuses binds after it even while syncd is down.",
+        "server refuses binds after it even while syncd is down. 389 Directory Server has "
+        "no such native expiry: true is an error there. Unset: by the server's flavour, "
+        "read from its root DSE on connecting: off on 389 Directory Server, on for "
+        "OpenLDAP and any other server.",
     )
     member_attribute: Literal["member", "uniqueMember"] = Field(
         default="member",
         description="Group attribute listing members by DN: member (groupOfNames) or "
         "uniqueMember (groupOfUniqueNames).",
     )
-    credential_attributes: list[str] = Field(
-        default_factory=lambda: ["userPassword", "sshPublicKey"],
-        description="Attributes removed when access ends, so no credential outlives the contract.",
+    credential_attributes: list[str] | None = Field(
+        default=None,
+        description="Attributes removed when access ends, so no credential outlives the "
+        "contract. Unset: by the server's flavour, read from its root DSE on connecting: "
+        "userPassword and nsSshPublicKey on 389 Directory Server, userPassword and "
+        "sshPublicKey on OpenLDAP and any other server.",
     )
     conflict_base: str | None = Field(
         default=None,

@@ -73,15 +73,19 @@ class Config(Model):
             if getattr(target, "tls_verify", True) is False
         ]
 
-    def target_policy(self, name: str) -> TargetPolicy:
-        """What the planner needs to know about target ``name`` (no connection details)."""
+    def target_policy(self, name: str, native_expiry: bool | None = None) -> TargetPolicy:
+        """What the planner needs to know about target ``name`` (no connection details).
+        ``native_expiry``: what the target found when it was observed (``Observed``);
+        None: as configured, on where the config leaves it to the server's flavour."""
         target = self.targets[name]
+        if native_expiry is None:
+            native_expiry = target.native_expiry is not False
         groups = {role: tuple(by_target.get(name, ())) for role, by_target in self.roles.items()}
         return TargetPolicy(
             name=name,
             groups_by_role=MappingProxyType(groups),
             attributes=MappingProxyType(dict(target.attributes)),
-            native_expiry=target.native_expiry,
+            native_expiry=native_expiry,
             safety=Safety(self.safety.max_orphan_disables, self.safety.max_deletes),
         )
 

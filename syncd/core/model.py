@@ -122,6 +122,11 @@ class Observed:
     accounts: Mapping[str, ObservedAccount]  # by person key
     conflicts: Mapping[str, Conflict] = field(default_factory=lambda: MappingProxyType({}))
     missing_groups: frozenset[str] = frozenset()
+    # What the target found out about itself where its config leaves it open (an ldap
+    # target decides by its server's flavour): whether it keeps a native expiry (None:
+    # as configured), and a line for the plan saying what it found and chose.
+    native_expiry: bool | None = None
+    about: str = ""
 
 
 class ActionKind(enum.StrEnum):

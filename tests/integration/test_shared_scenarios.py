@@ -1,6 +1,7 @@
-"""The core lifecycle scenarios, run against every target type, each a real server on
-loopback: slapd (``tests.servers.slapd``), scim2-server (``tests.servers.scim``) and a Samba
-AD DC (``tests.servers.samba``).
+"""The core lifecycle scenarios, run against every target type on independent servers,
+each real and on loopback: OpenLDAP's slapd (``tests.servers.slapd``), 389 Directory
+Server (``tests.servers.dirsrv``), scim2-server (``tests.servers.scim``), SCIMMY
+(``tests.servers.scimmy``) and a Samba AD DC (``tests.servers.samba``).
 
 A scenario talks to a :class:`~tests.labs.common.World` (the ``world`` fixture of
 ``tests.plugins.world``): syncd's config and contracts file, its command line, and a

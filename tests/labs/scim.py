@@ -1,24 +1,34 @@
-"""The SCIM lab: a fresh tenant of a scim2-server (``tests.servers.scim``), seeded like
-the other targets, plus a syncd config pointing at it. It is also the shared
-scenarios' SCIM :class:`~tests.labs.common.World`."""
+"""The SCIM lab: a fresh, empty directory of a SCIM server (a tenant of scim2-server,
+``tests.servers.scim``, or SCIMMY emptied, ``tests.servers.scimmy``), seeded like the
+other targets, plus a syncd config pointing at it. It is also the shared scenarios'
+SCIM :class:`~tests.labs.common.World`, for either server."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tests.labs.common import GROUP_NAMES, ROLES, Account, SyncdBench
-from tests.servers.scim import Directory, ScimServer
+from tests.servers.scim import Directory
+
+
+class ScimProvider(Protocol):
+    """A running SCIM server as the lab needs it: its token, and the base URL of an
+    empty directory (``ScimServer`` and ``ScimmyServer``)."""
+
+    token: str
+
+    def tenant(self) -> str: ...
 
 
 @dataclass
 class ScimLab(SyncdBench):
-    """A fresh tenant of a scim2-server, seeded like the slapd of the LDAP tests (four
+    """A fresh directory of a SCIM server, seeded like the slapd of the LDAP tests (four
     groups, employees jdoe and asmith), plus a syncd config pointing at it (or at
     ``url``, e.g. a fault proxy in front of it)."""
 
-    server: ScimServer
+    server: ScimProvider
     work: Path
     url: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -9,9 +9,9 @@ from tests.labs.common import World
 from tests.labs.ldap import LdapWorld
 
 
-@pytest.fixture(name="world", params=["ldap", "scim", "ad"])
+@pytest.fixture(name="world", params=["ldap", "dirsrv", "scim", "scimmy", "ad"])
 def world_fixture(request: pytest.FixtureRequest) -> World:
     if request.param == "ldap":
         return LdapWorld(request.getfixturevalue("lab"))
-    lab: World = request.getfixturevalue(f"{request.param}_lab")  # a ScimLab or an AdLab
+    lab: World = request.getfixturevalue(f"{request.param}_lab")  # a ScimLab, DirsrvLab, AdLab
     return lab

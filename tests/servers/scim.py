@@ -7,13 +7,15 @@ tools those tests look at it with.
   new empty server (``--dynamic-tenants``), so one process serves many tests without
   sharing anything: :meth:`ScimServer.tenant` names a fresh one. ``config`` replaces
   the ServiceProviderConfig it announces (to take PATCH or bulk away).
-* :class:`Directory` seeds and reads one tenant over its own httpx2 client, never
-  through syncd, the way an admin of the application would see it.
+* :class:`Directory` seeds and reads one tenant (or a whole server without tenants,
+  such as SCIMMY: ``tests.servers.scimmy``) over its own httpx2 client, never through
+  syncd, the way an admin of the application would see it.
 * :class:`FaultProxy` stands between syncd and the server: it answers a scripted
   number of requests with a status (429 with ``Retry-After``, 503), delays them, or
-  drops the connection before or after forwarding them, and counts every request. It
-  can also play a server that misbehaves: answer success to a write it never applies
-  (``swallow``), or apply another write than the one sent (``rewrite``).
+  drops the connection before or after forwarding them, and records every request (its
+  headers too) and the status the server answered. It can also play a server that
+  misbehaves: answer success to a write it never applies (``swallow``), or apply
+  another write than the one sent (``rewrite``).
 """
 
 from __future__ import annotations
@@ -199,9 +201,11 @@ class Directory:
         found: list[dict[str, Any]] = []
         while True:  # pages of the server's maxResults
             params = {"startIndex": len(found) + 1, "count": 1000}
-            page = self._ok(self.http.get("/Users", params=params)).get("Resources") or []
+            answer = self._ok(self.http.get("/Users", params=params))
+            page = answer.get("Resources") or []
             found += page
-            if not page:
+            # Up to totalResults: SCIMMY answers a page past the end with the first page.
+            if not page or len(found) >= int(answer.get("totalResults") or 0):
                 return found
 
     def user(self, user_name: str) -> dict[str, Any] | None:
@@ -217,6 +221,14 @@ class Directory:
     def member_names(self, group: str) -> set[str]:
         names = {u["id"]: u["userName"] for u in self.users()}
         return {names.get(m["value"], m["value"]) for m in self.group(group).get("members") or []}
+
+    def clear(self) -> None:
+        """Delete every group and user (a server without tenants, made empty)."""
+        groups = self._ok(self.http.get("/Groups", params={"count": 10000}))
+        for group in groups.get("Resources") or []:
+            self._ok(self.http.delete(f"/Groups/{group['id']}"))
+        for user in self.users():
+            self._ok(self.http.delete(f"/Users/{user['id']}"))
 
     def snapshot(self) -> dict[str, Any]:
         """Every user and group, for "nothing changed" (ordered, versions included)."""
@@ -250,6 +262,8 @@ class FaultProxy:
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     sent: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, JSON
+    headers: list[dict[str, str]] = field(default_factory=list)  # those of each one sent
+    answered: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
     injected: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -295,6 +309,8 @@ class FaultProxy:
     def reset(self) -> None:
         with self._lock:
             self.sent.clear()
+            self.headers.clear()
+            self.answered.clear()
             self.requests.clear()
             self.injected.clear()
             self.faults.clear()
@@ -304,10 +320,11 @@ class FaultProxy:
         self._server.server_close()
         self._client.close()
 
-    def _fault(self, method: str, path: str, body: bytes) -> Fault | None:
+    def _fault(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Fault | None:
         with self._lock:
             self.requests[(method, path.split("?")[0])] += 1
             self.sent.append((method, path, json.loads(body) if body else None))
+            self.headers.append(headers)
             for fault in self.faults:
                 if fault.times > 0 and fault.method in ("", method) and fault.path in path:
                     fault.times -= 1
@@ -319,7 +336,7 @@ class FaultProxy:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         method, path = handler.command, handler.path
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        fault = self._fault(method, path, body)
+        fault = self._fault(method, path, body, {k.lower(): v for k, v in handler.headers.items()})
         if fault and fault.drop == "before":
             handler.close_connection = True
             return
@@ -345,6 +362,8 @@ class FaultProxy:
             if k.lower() not in ("host", "connection", "content-length")
         }
         answer = self._client.request(method, path, content=body, headers=forwarded)
+        with self._lock:
+            self.answered.append((method, path, answer.status_code))
         if fault and fault.drop == "after":
             handler.close_connection = True  # the server did it; the client never hears
             return

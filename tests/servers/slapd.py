@@ -14,7 +14,8 @@ Callers:
   fields of :class:`Slapd` plus the pid; ``stop`` reads it back.
 
 Every instance owns its work directory: its own CA and server certificate,
-random passwords and two free ports, so parallel runs never share state.
+random passwords and two free ports, so parallel runs never share state. The
+certificate names 127.0.0.1 and localhost unless ``cert_names`` says otherwise.
 
 The tree loaded before start (``<suffix>`` defaults to ``dc=example,dc=test``)::
 
@@ -49,11 +50,14 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_SUFFIX = "dc=example,dc=test"
+# the server certificate's subjectAltName entries, as openssl spells them
+CERT_NAMES = ("IP:127.0.0.1", "DNS:localhost")
 
 # The employees' password, fixed so that tests can bind as them; only its
 # hash is written to disk.
@@ -116,7 +120,7 @@ authorityKeyIdentifier = keyid:always
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = {names}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 """
@@ -169,17 +173,35 @@ def start_slapd(
     suffix: str = DEFAULT_SUFFIX,
     nosync: bool = False,
     extra_ldif: str = "",
+    cert_names: Sequence[str] = CERT_NAMES,
 ) -> Slapd:
     """Build a fresh directory in ``workdir`` and run slapd on it as a child.
 
     ``extra_ldif`` is appended to the base LDIF (parents before children).
     ``nosync`` sets ``dbnosync``: about twice the write speed, no durability.
+    ``cert_names`` are the server certificate's subjectAltName entries (its CN is
+    127.0.0.1 whatever they are); tests of TLS name checks give it other names.
     The caller must call :meth:`Slapd.stop`; nothing is registered globally.
     """
-    return _start(workdir, suffix=suffix, nosync=nosync, extra_ldif=extra_ldif, detach=False)
+    return _start(
+        workdir,
+        suffix=suffix,
+        nosync=nosync,
+        extra_ldif=extra_ldif,
+        detach=False,
+        cert_names=cert_names,
+    )
 
 
-def _start(workdir: Path, *, suffix: str, nosync: bool, extra_ldif: str, detach: bool) -> Slapd:
+def _start(
+    workdir: Path,
+    *,
+    suffix: str,
+    nosync: bool,
+    extra_ldif: str,
+    detach: bool,
+    cert_names: Sequence[str] = CERT_NAMES,
+) -> Slapd:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(workdir)
@@ -196,7 +218,7 @@ def _start(workdir: Path, *, suffix: str, nosync: bool, extra_ldif: str, detach:
         shutil.rmtree(data_dir)
     data_dir.mkdir(mode=0o700)
 
-    ca_file, cert_file, key_file = _make_tls(workdir / "tls")
+    ca_file, cert_file, key_file = _make_tls(workdir / "tls", cert_names)
     schema_file = workdir / "openssh-lpk.schema"
     schema_file.write_text(_LPK_SCHEMA)
 
@@ -312,8 +334,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, tls_port: int, ca_file
 def _tls_handshakes(port: int, ca_file: Path) -> bool:
     # A full handshake against our CA, closed cleanly: a bare TCP connect
     # would leave "TLS: can't accept" noise in the log, and this also proves
-    # slapd loaded the certificate clients will verify.
+    # slapd loaded the certificate clients will verify. Its names are the
+    # clients' business: a test may give slapd a certificate for another host.
     context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = False
     try:
         with (
             socket.create_connection(("127.0.0.1", port), timeout=1.0) as raw,
@@ -349,11 +373,12 @@ def _free_ports() -> tuple[int, int]:
         return int(first.getsockname()[1]), int(second.getsockname()[1])
 
 
-def _make_tls(tls_dir: Path) -> tuple[Path, Path, Path]:
-    """Create a throwaway CA and a server certificate; return (ca, cert, key)."""
+def _make_tls(tls_dir: Path, names: Sequence[str] = CERT_NAMES) -> tuple[Path, Path, Path]:
+    """Create a throwaway CA and a server certificate for ``names`` (subjectAltName
+    entries); return (ca, cert, key)."""
     tls_dir.mkdir(mode=0o700, exist_ok=True)
     cnf = tls_dir / "openssl.cnf"
-    cnf.write_text(_OPENSSL_CNF)
+    cnf.write_text(_OPENSSL_CNF.format(names=", ".join(names)))
     ca_key = tls_dir / "ca.key"
     ca_crt = tls_dir / "ca.pem"
     srv_key = tls_dir / "server.key"

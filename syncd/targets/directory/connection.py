@@ -3,9 +3,12 @@
 Used by ``targets.ldap`` and ``targets.ad`` (through ``targets.directory``). Every
 ldap3 exception is translated here into ``TemporaryError`` (server down, busy, timeout:
 retried with backoff, reconnecting when the connection broke) or ``PermanentError``
-(with a message that says what to change), keeping the LDAP result code as ``code``.
-A target kind with richer answers (AD's Windows error codes) passes its own
-``translate``.
+(a refusal or a certificate that retrying cannot change, with a hint of what to change
+when syncd can tell), keeping the LDAP result code as ``code``. A target kind with
+richer answers (AD's Windows error codes) passes its own ``translate``.
+
+TLS is verified by OpenSSL during the handshake, chain and host name alike
+(``targets.directory.tls``), not by ldap3's own name matcher.
 
 Inside ``syncd run`` a connection follows the daemon's pulse (``syncd.pulse``): it
 beats before each request, announcing how long the request may block, so that the
@@ -18,15 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
-import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from ldap3 import FIRST, NONE, SUBTREE, Connection, Server, ServerPool, Tls
+from ldap3 import FIRST, NONE, SUBTREE, Connection, Server, ServerPool
 from ldap3.core import exceptions as lx
 from tenacity import (
     RetryCallState,
@@ -38,6 +39,13 @@ from tenacity import (
 
 from syncd import pulse
 from syncd.errors import PermanentError, TemporaryError
+from syncd.targets.directory.hints import REFERRAL, hint_for
+from syncd.targets.directory.tls import (
+    HandshakeTls,
+    certificate_hint,
+    certificate_verdict,
+    setup_failure,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,19 +55,14 @@ Translate = Callable[[lx.LDAPOperationResult, str], "TemporaryError | PermanentE
 # result codes worth retrying: busy, unavailable, time limit, admin limit, unwilling is not
 TEMPORARY_CODES = frozenset({3, 11, 51, 52, 80})
 NO_SUCH_OBJECT = 32
-_HINTS = {
-    32: "the entry or its parent does not exist",
-    50: "the bind account lacks the access rights; grant it write access to the managed "
-    "subtree and groups",
-    19: "a constraint refused the value (password policy or unique attribute)",
-    21: "the value does not fit the attribute's syntax",
-    65: "the entry would violate its object class (a required attribute is missing, or a "
-    "group would lose its last member)",
-    17: "the attribute is not in the server's schema; load the schema or drop the attribute "
-    "from the config",
-    49: "invalid credentials for bind_dn; check password_file / password_env",
-    68: "the entry already exists",
-}
+# the server did not answer, or the connection broke: worth another attempt
+_UNREACHABLE = (
+    lx.LDAPCommunicationError,
+    lx.LDAPSocketOpenError,
+    lx.LDAPSessionTerminatedByServerError,
+    lx.LDAPResponseTimeoutError,
+    OSError,
+)
 
 
 class DirectoryConfig(Protocol):
@@ -126,7 +129,7 @@ class LdapConnection:
         self.pulse = pulse.current()
         self._conn: Connection | None = None
         self._opening: Connection | None = None  # while it connects, binds
-        self._tls: _Tls | None = None  # of the connection being opened
+        self._tls: HandshakeTls | None = None  # of the connection being opened
         # One attempt may block for a connect per server, the TLS handshake, the bind
         # and the request itself, each up to the timeout.
         self._allow = float(endpoint.timeout * (len(endpoint.urls) + 3))
@@ -163,17 +166,12 @@ class LdapConnection:
             if sock is not None and sock.fileno() >= 0:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        handshake = self._tls.handshake if self._tls is not None else None
-        if handshake is not None:
-            _shut_down(*handshake)
+        if self._tls is not None:
+            self._tls.break_off()
 
     def _open(self) -> Connection:
         end = self.endpoint
-        tls = self._tls = _Tls(
-            validate=ssl.CERT_REQUIRED if end.tls_verify else ssl.CERT_NONE,
-            ca_certs_file=str(end.ca_file) if end.ca_file else None,
-            version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+        tls = self._tls = HandshakeTls(tls_verify=end.tls_verify, ca_file=end.ca_file)
         servers = [
             Server(
                 url,
@@ -199,6 +197,11 @@ class LdapConnection:
             read_only=False,
             return_empty_attributes=False,
             auto_range=end.auto_range,
+            # ldap3 would follow a referral to any host it names, binding there with the
+            # service account's password (in clear text for an ldap:// referral): syncd
+            # only talks to the configured servers, and reports a referral as an error
+            # (_refuse_a_referral).
+            auto_referrals=False,
         )
         self._opening = conn
         try:
@@ -240,32 +243,39 @@ class LdapConnection:
         try:
             if self._conn is None:
                 self._conn = self._open()
-            return operation(self._conn)
+            result = operation(self._conn)
+            _refuse_a_referral(self._conn)
+            return result
         except lx.LDAPOperationResult as exc:
             raise self.translate(exc, self.name) from exc
         except lx.LDAPServerPoolExhaustedError as exc:
             self._drop()
             urls = ", ".join(self.endpoint.urls)
             raise TemporaryError(f"{self.name}: no server of {urls} answered") from exc
-        except (
-            lx.LDAPCommunicationError,
-            lx.LDAPSocketOpenError,
-            lx.LDAPSessionTerminatedByServerError,
-            lx.LDAPResponseTimeoutError,
-            OSError,
-        ) as exc:
+        except (lx.LDAPException, OSError) as exc:
             self._drop()
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: lx.LDAPException | OSError) -> TemporaryError | PermanentError:
+        """Our error for a connection that failed or could not be set up."""
+        verdict = certificate_verdict(exc)
+        if verdict:  # a wrong certificate does not fix itself: not retried
+            return PermanentError(
+                f"{self.name}: TLS: the server's certificate was refused ({verdict}); "
+                + certificate_hint(verdict)
+            )
+        unusable = setup_failure(exc)  # ca_file: no retry reads it better
+        if unusable is not None:
+            return PermanentError(
+                f"{self.name}: TLS set-up failed ({_quoted(unusable)}); check ca_file"
+            )
+        if isinstance(exc, _UNREACHABLE):
             if self.pulse.aborted:
-                raise TemporaryError(f"{self.name}: request broken off: syncd is stopping") from exc
-            raise TemporaryError(f"{self.name}: connection failed: {exc}") from exc
-        except (lx.LDAPSSLConfigurationError, lx.LDAPCertificateError, lx.LDAPStartTLSError) as exc:
-            self._drop()
-            raise PermanentError(
-                f"{self.name}: TLS failed ({exc}); check ca_file and the server certificate"
-            ) from exc
-        except lx.LDAPException as exc:
-            self._drop()
-            raise PermanentError(f"{self.name}: {exc}") from exc
+                return TemporaryError(f"{self.name}: request broken off: syncd is stopping")
+            return TemporaryError(f"{self.name}: connection failed: {_quoted(exc)}")
+        if isinstance(exc, lx.LDAPStartTLSError):
+            return PermanentError(f"{self.name}: StartTLS failed: {_quoted(exc)}")
+        return PermanentError(f"{self.name}: {_quoted(exc)}")
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -301,55 +311,36 @@ class LdapConnection:
         return self.call(run)
 
 
-class _Tls(Tls):
-    """ldap3's ``Tls``, keeping the socket it wraps reachable during the handshake.
-
-    ldap3 does the TLS handshake inside the wrapping, after the plain socket was handed
-    over and before the connection holds the TLS one: nothing else reaches the socket
-    then, so its file descriptor and identity are kept for ``_shut_down``."""
-
-    handshake: tuple[int, tuple[int, int]] | None = None
-
-    def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
-        fd = connection.socket.fileno()
-        info = os.fstat(fd)
-        self.handshake = (fd, (info.st_dev, info.st_ino))
-        try:
-            super().wrap_socket(connection, do_handshake)
-        finally:
-            self.handshake = None
+def _refuse_a_referral(conn: Connection) -> None:
+    """Raise for an answer that is a referral (10): ldap3 raises for none, and with
+    ``auto_referrals`` off does not follow it either, so nothing was done here."""
+    answer = conn.result
+    if isinstance(answer, dict) and answer.get("result") == REFERRAL:
+        raise lx.LDAPOperationResult(
+            result=REFERRAL,
+            description=answer.get("description"),
+            dn=answer.get("dn"),
+            message=answer.get("message") or " ".join(answer.get("referrals") or []),
+            response_type=answer.get("type"),
+        )
 
 
-def _shut_down(fd: int, identity: tuple[int, int]) -> None:
-    """Shut down the socket behind ``fd`` if it still is the one with ``identity``
-    (device and inode; the descriptor may have been closed and reused meanwhile): on a
-    copy of the descriptor, which holds the socket while it is checked."""
-    try:
-        copy = os.dup(fd)
-    except OSError:
-        return
-    try:
-        info = os.fstat(copy)
-        if (info.st_dev, info.st_ino) == identity:
-            with socket.socket(fileno=copy) as sock:  # closes the copy
-                copy = -1
-                sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    finally:
-        if copy >= 0:
-            os.close(copy)
+def _quoted(said: object) -> str:
+    """A server's or library's words, as we quote them: without the trailing newline
+    389-ds ends its messages with."""
+    return str(said).rstrip()
 
 
 def translate_result(exc: lx.LDAPOperationResult, name: str) -> TemporaryError | PermanentError:
-    """Our error for an LDAP refusal, with the result code kept and a hint to fix it."""
+    """Our error for an LDAP refusal, with the result code kept and, when syncd can tell
+    what to change, a hint."""
     code = int(getattr(exc, "result", 0) or 0)
-    text = getattr(exc, "message", "") or getattr(exc, "description", "") or str(exc)
-    description = getattr(exc, "description", "") or type(exc).__name__
-    hint = _HINTS.get(code, "")
+    description = _quoted(getattr(exc, "description", "") or type(exc).__name__)
+    text = _quoted(getattr(exc, "message", "") or "")
     message = f"{name}: {description} ({code})" + (
         f": {text}" if text and text != description else ""
     )
+    hint = hint_for(code, str(getattr(exc, "type", "") or ""), text)
     if hint:
         message += f"; {hint}"
     if code in TEMPORARY_CODES:

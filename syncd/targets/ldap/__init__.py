@@ -2,7 +2,7 @@
 
 ``LdapDirectory`` is what ``syncd.engine`` opens for a ``type: ldap`` target."""
 
-from syncd.targets.ldap.reading import LOCKED_FOREVER
+from syncd.targets.ldap.settings import LOCKED_FOREVER
 from syncd.targets.ldap.target import LdapDirectory
 
 __all__ = ["LOCKED_FOREVER", "LdapDirectory"]

@@ -12,12 +12,18 @@ values: evidence says "present", never a value.
   filters on the key attribute under the base DN, reading only the lock and
   ``pwdEndTime``) and, for a revoke, one presence search per credential attribute.
   For membership actions one base read per group asked for.
+
+Which lock, expiry and credential attributes those are depends on the server's flavour
+(``targets.ldap.settings``): the reader asks its directory for the ``Settings`` when it
+first needs them, and the root DSE is read then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 
+from ldap3 import BASE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
 from syncd.config import LdapTarget
@@ -31,29 +37,10 @@ from syncd.targets.directory.values import (
     parse_generalized_time,
     under,
 )
+from syncd.targets.ldap.settings import Settings
 
-LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
-PPOLICY_LOCK = "pwdAccountLockedTime"
 PRESENT = ("present",)  # a credential's evidence: never its value
 Decoded = dict[str, tuple[str, ...]]
-
-
-def lock_attribute(config: LdapTarget) -> str | None:
-    """The attribute that holds the disabled state under ``disable.method``."""
-    method = config.disable
-    return {"ppolicy": PPOLICY_LOCK, "nsaccountlock": "nsAccountLock"}.get(
-        method.method, method.attribute
-    )
-
-
-def disabled_value(config: LdapTarget) -> str:
-    """The value the lock attribute takes when syncd disables an account."""
-    method = config.disable
-    if method.method == "ppolicy":
-        return LOCKED_FOREVER
-    if method.method == "nsaccountlock":
-        return "TRUE"
-    return method.disabled_value or ""
 
 
 class LdapReader:
@@ -61,14 +48,19 @@ class LdapReader:
     the cycle what it saw: credentials present, locks in place, managed DNs."""
 
     def __init__(
-        self, name: str, config: LdapTarget, conn: LdapConnection, groups: frozenset[str]
+        self,
+        name: str,
+        config: LdapTarget,
+        conn: LdapConnection,
+        groups: frozenset[str],
+        settings: Callable[[], Settings],
     ) -> None:
         self.name = name
         self.config = config
         self.conn = conn
         self.groups = groups
         self.base = normalize_dn(config.base_dn)
-        self.lock_attr = lock_attribute(config)
+        self.settings = settings  # this target's settings on its server, once resolved
         # normalized DN -> credential attributes present, as observed
         self.credentials: dict[str, set[str]] = {}
         # normalized DN -> lock value in place (observed, or set by a disable this cycle)
@@ -80,10 +72,10 @@ class LdapReader:
     def attributes(self, templated: bool = True) -> list[str]:
         """What observation reads of an entry; a read-back skips the templated
         attributes, which it does not judge."""
-        cfg = self.config
+        cfg, settings = self.config, self.settings()
         attrs = [cfg.key_attribute, cfg.username_attribute]
         attrs += [*cfg.attributes] if templated else []
-        extra = (self.lock_attr, "pwdEndTime" if cfg.native_expiry else None)
+        extra = (settings.lock_attribute, settings.expiry_attribute)
         return attrs + [a for a in extra if a]
 
     # -- observation -------------------------------------------------------------------
@@ -95,6 +87,7 @@ class LdapReader:
         members, missing = members_of(self.conn, self.groups, cfg.member_attribute)
         member_of = holders(members)
         self.locks, self.keys = {}, {}
+        settings = self.settings()
         accounts: dict[str, ObservedAccount] = {}
         for dn, entry in sorted(entries, key=lambda e: e[0]):
             decoded = lowered(entry)
@@ -103,21 +96,36 @@ class LdapReader:
                 continue
             ndn = normalize_dn(dn)
             self.keys[ndn] = account.key
-            lock = decoded.get((self.lock_attr or "").lower(), ())
+            lock = decoded.get((settings.lock_attribute or "").lower(), ())
             if not account.enabled and lock:
                 self.locks[ndn] = lock[0]
             keep_first(accounts, account, self.name)
-        return Observed(accounts, missing_groups=missing)
+        return Observed(
+            accounts,
+            missing_groups=missing,
+            native_expiry=settings.native_expiry,
+            about=settings.about(),
+        )
 
     def _holding(self, scope: str) -> dict[str, set[str]]:
         """Normalized DN -> the credential attributes present, for the entries matching
         ``scope``: one presence search per credential attribute, returning no values."""
         found: dict[str, set[str]] = {}
-        for cred in self.config.credential_attributes:
+        for cred in self.settings().credential_attributes:
             cred_filter = f"(&{scope}({escape_filter_chars(cred)}=*))"
             for dn, _ in self.conn.paged(self.config.base_dn, cred_filter, ["1.1"]):
                 found.setdefault(normalize_dn(dn), set()).add(cred)
         return found
+
+    def held(self, dn: str, conn: LdapConnection) -> set[str]:
+        """The credential attributes present on ``dn`` now, for a revoke the
+        observation did not see: a base presence search per attribute over ``conn``
+        (the writing thread's), and one the server's schema lacks matches nothing."""
+        return {
+            cred
+            for cred in self.settings().credential_attributes
+            if conn.call(partial(_holds, dn=dn, attribute=cred))
+        }
 
     def account(
         self,
@@ -127,14 +135,14 @@ class LdapReader:
         credentials: Mapping[str, set[str]],
     ) -> ObservedAccount | None:
         """The managed account a decoded entry is, or None when it is outside the scope."""
-        cfg = self.config
+        cfg, settings = self.config, self.settings()
         keys = attributes.get(cfg.key_attribute.lower(), ())
         ndn = normalize_dn(dn)
         if not keys or not under(ndn, self.base):
             return None
         expiry = None
-        if cfg.native_expiry:
-            end = attributes.get("pwdendtime", ())
+        if settings.expiry_attribute:
+            end = attributes.get(settings.expiry_attribute.lower(), ())
             expiry = parse_generalized_time(end[0]) if end else None
         return ObservedAccount(
             key=keys[0].lower(),
@@ -148,13 +156,8 @@ class LdapReader:
         )
 
     def enabled(self, attributes: Mapping[str, tuple[str, ...]]) -> bool:
-        values = attributes.get((self.lock_attr or "").lower(), ())
-        method = self.config.disable
-        if method.method == "ppolicy":
-            return not values
-        if method.method == "nsaccountlock":
-            return not values or values[0].upper() != "TRUE"
-        return not values or values[0] != method.disabled_value
+        settings = self.settings()
+        return settings.enabled(attributes.get((settings.lock_attribute or "").lower(), ()))
 
     # -- read-back ---------------------------------------------------------------------
     def read_back(
@@ -206,14 +209,20 @@ class LdapReader:
         """The raw values an account's verdicts rest on, in the directory's terms: the
         lock attribute, ``pwdEndTime`` and, when they were read, each credential
         attribute ("present" or absent)."""
-        cfg = self.config
+        settings = self.settings()
         found: dict[str, tuple[str, ...]] = {}
-        if self.lock_attr:
-            found[self.lock_attr] = attributes.get(self.lock_attr.lower(), ())
+        lock, expiry = settings.lock_attribute, settings.expiry_attribute
+        if lock:
+            found[lock] = attributes.get(lock.lower(), ())
         if credentials is not None:
             held = credentials.get(normalize_dn(account.ref), set())
-            for cred in cfg.credential_attributes:
+            for cred in settings.credential_attributes:
                 found[cred] = PRESENT if cred in held else ()
-        if cfg.native_expiry:
-            found["pwdEndTime"] = attributes.get("pwdendtime", ())
+        if expiry:
+            found[expiry] = attributes.get(expiry.lower(), ())
         return found
+
+
+def _holds(conn: Connection, dn: str, attribute: str) -> bool:
+    conn.search(dn, f"({escape_filter_chars(attribute)}=*)", search_scope=BASE, attributes=["1.1"])
+    return bool(conn.response)

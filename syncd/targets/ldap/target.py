@@ -13,6 +13,14 @@ Unmanaged entries that would collide with a new account are looked for under
 the root DSE, else the ``dc=`` components of ``base_dn``), so that a contractor is
 never created beside an employee of the same uid elsewhere in the tree.
 
+How accounts are disabled, expired and stripped of credentials where the config does
+not say depends on the server's flavour (``targets.ldap.flavour``, ``.settings``): the
+root DSE is read once per target (the daemon keeps its targets between cycles), for
+that and for the naming contexts, and a setting the server cannot honour
+(``native_expiry: true`` on 389-ds) stops the target with one clear error instead of
+failing every write. ``check`` also reads the subschema and verifies every attribute
+the target will write (``.checks``).
+
 Under ``disable.method: ppolicy`` a lock is put back after credentials are removed:
 OpenLDAP's ppolicy drops ``pwdAccountLockedTime`` whenever a password administrator
 (the rootdn, or an identity with ``manage`` access to the password) changes the
@@ -35,7 +43,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 
 from syncd.config import LdapTarget
 from syncd.core.model import Action, ActionKind, Conflict, Observed, Outcome, ReadBack
-from syncd.errors import PermanentError
+from syncd.errors import PermanentError, TargetError
 from syncd.targets.base import Report, gather
 from syncd.targets.directory.connection import NO_SUCH_OBJECT, Endpoint, LdapConnection
 from syncd.targets.directory.operations import (
@@ -53,7 +61,10 @@ from syncd.targets.directory.values import (
     under,
     values,
 )
-from syncd.targets.ldap.reading import PPOLICY_LOCK, LdapReader, disabled_value
+from syncd.targets.ldap.checks import check_schema
+from syncd.targets.ldap.flavour import ROOT_DSE_ATTRIBUTES, RootDse, detect
+from syncd.targets.ldap.reading import LdapReader
+from syncd.targets.ldap.settings import PPOLICY_LOCK, Settings, resolve
 
 log = logging.getLogger(__name__)
 # result codes that mean the change is already in place
@@ -99,14 +110,51 @@ class LdapDirectory:
         self.conn = LdapConnection(Endpoint.of(config, [config.url], config.bind_dn), name)
         self.base = normalize_dn(config.base_dn)
         self.groups = groups  # managed group DNs as configured
-        self.reader = LdapReader(name, config, self.conn, groups)
+        self.reader = LdapReader(name, config, self.conn, groups, self.settings)
+        self.about = ""  # the server and what was chosen for it, once known
         self._dns: dict[str, str] = {}  # username -> DN of accounts created this cycle
         self._suffix: str | None = None  # the default conflict base, once read
+        self._dse: RootDse | None = None  # the root DSE, once read
+        self._settings: Settings | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._spare: queue.SimpleQueue[LdapConnection] = queue.SimpleQueue()
 
+    # -- the server -----------------------------------------------------------------
+    def settings(self) -> Settings:
+        """The config's settings on this server, resolved once from its root DSE."""
+        if self._settings is None:
+            self._settings = resolve(self.config, detect(self._root_dse()))
+            self.about = self._settings.about()
+            log.info("%s: %s", self.name, self.about, extra={"target": self.name})
+        return self._settings
+
+    def _usable(self) -> Settings:
+        """The settings, or the error that says why this server cannot work with them."""
+        settings = self.settings()
+        if settings.refusal:
+            raise PermanentError(f"{self.name}: {settings.refusal}")
+        return settings
+
+    def _root_dse(self) -> RootDse:
+        """The root DSE, read once; an empty one when the server refuses to show it
+        (a temporary failure is raised: nothing is remembered from it)."""
+        if self._dse is None:
+            try:
+                entry = self.conn.call(partial(read_entry, dn="", attributes=ROOT_DSE_ATTRIBUTES))
+            except PermanentError as exc:
+                log.warning(
+                    "%s: root DSE not readable (%s); server flavour unknown, conflict base "
+                    "from base_dn",
+                    self.name,
+                    exc,
+                )
+                entry = None
+            self._dse = RootDse() if entry is None else RootDse.of(entry)
+        return self._dse
+
     # -- observation -------------------------------------------------------------------
     def observe(self) -> Observed:
+        self._usable()
         return self.reader.observe()
 
     def read_back(
@@ -147,16 +195,8 @@ class LdapDirectory:
         return self._suffix
 
     def _naming_contexts(self) -> list[str]:
-        """The root DSE's ``namingContexts``; none when the server refuses to show them
-        (a temporary failure is raised: nothing is remembered from it)."""
-        try:
-            entry = self.conn.call(partial(read_entry, dn="", attributes=["namingContexts"]))
-        except PermanentError as exc:
-            log.warning(
-                "%s: root DSE not readable (%s); conflict base from base_dn", self.name, exc
-            )
-            return []
-        return list(values(_get(entry, "namingContexts")))
+        """The root DSE's ``namingContexts``; none when the server refuses to show them."""
+        return list(self._root_dse().naming_contexts)
 
     def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> str:
         attributes = lowered(entry)
@@ -191,6 +231,7 @@ class LdapDirectory:
     def apply(self, actions: Sequence[Action], report: Report) -> None:
         if not actions:
             return
+        self._usable()
         kind = actions[0].kind
         if kind in (ActionKind.ADD_MEMBER, ActionKind.REMOVE_MEMBER):
             self._members(actions, report)
@@ -235,7 +276,7 @@ class LdapDirectory:
             return ""
         if kind is ActionKind.DELETE:
             return tolerant(conn, lambda c: c.delete(dn), _ENTRY_GONE)
-        changes = self._changes(action, dn)
+        changes = self._changes(action, dn, conn)
         if not changes:
             return "nothing to change"
         conn.call(lambda c: c.modify(dn, changes))
@@ -250,7 +291,7 @@ class LdapDirectory:
         if action.kind is ActionKind.CREATE:
             self.reader.keys[ndn] = action.person
         elif action.kind is ActionKind.DISABLE:
-            self.reader.locks[ndn] = disabled_value(self.config)
+            self.reader.locks[ndn] = self.settings().lock_value
         elif action.kind is ActionKind.ENABLE:
             self.reader.locks.pop(ndn, None)
 
@@ -259,7 +300,7 @@ class LdapDirectory:
         the module's docstring). Only a lock known to be there is put back: one
         observed, or set by this cycle's disable."""
         lock = self.reader.locks.get(normalize_dn(dn))
-        if self.config.disable.method != "ppolicy" or lock is None:
+        if self.settings().method != "ppolicy" or lock is None:
             return
         relock = {PPOLICY_LOCK: [(MODIFY_REPLACE, [lock])]}
         try:
@@ -269,38 +310,41 @@ class LdapDirectory:
             raise PermanentError(note) from exc
 
     def _new_entry(self, action: Action) -> dict[str, Any]:
-        cfg = self.config
+        cfg, settings = self.config, self.settings()
         entry: dict[str, Any] = {name: list(values) for name, values in action.changes.items()}
         entry["objectClass"] = list(cfg.object_classes)
         entry[cfg.key_attribute] = [action.person]
         entry[cfg.username_attribute] = [action.username]
-        if action.expiry is not None:
-            entry["pwdEndTime"] = [generalized_time(action.expiry)]
-        if cfg.disable.method == "attribute" and cfg.disable.enabled_value is not None:
-            entry[cfg.disable.attribute or ""] = [cfg.disable.enabled_value]
+        if action.expiry is not None and settings.expiry_attribute:
+            entry[settings.expiry_attribute] = [generalized_time(action.expiry)]
+        if settings.method == "attribute" and settings.enabled_value is not None:
+            entry[settings.attribute or ""] = [settings.enabled_value]
         return entry
 
-    def _changes(self, action: Action, dn: str) -> dict[str, list[tuple[str, list[str]]]]:
-        kind = action.kind
-        lock_attr = self.reader.lock_attr or ""
+    def _changes(
+        self, action: Action, dn: str, conn: LdapConnection
+    ) -> dict[str, list[tuple[str, list[str]]]]:
+        kind, settings = action.kind, self.settings()
+        lock_attr = settings.lock_attribute or ""
         if kind is ActionKind.UPDATE:
             return {
                 name: [(MODIFY_REPLACE, list(values))] for name, values in action.changes.items()
             }
-        if kind is ActionKind.SET_EXPIRY:
+        if kind is ActionKind.SET_EXPIRY and settings.expiry_attribute:
             value = [generalized_time(action.expiry)] if action.expiry else []
-            return {"pwdEndTime": [(MODIFY_REPLACE, value)]}
+            return {settings.expiry_attribute: [(MODIFY_REPLACE, value)]}
         if kind is ActionKind.DISABLE:
-            return {lock_attr: [(MODIFY_REPLACE, [disabled_value(self.config)])]}
+            return {lock_attr: [(MODIFY_REPLACE, [settings.lock_value])]}
         if kind is ActionKind.ENABLE:
-            enabled = self.config.disable.enabled_value
-            if self.config.disable.method == "attribute" and enabled is not None:
+            enabled = settings.enabled_value
+            if settings.method == "attribute" and enabled is not None:
                 return {lock_attr: [(MODIFY_REPLACE, [enabled])]}
             return {lock_attr: [(MODIFY_REPLACE, [])]}
         if kind is ActionKind.REVOKE_CREDENTIALS:
-            present = self.reader.credentials.get(normalize_dn(dn)) or set(
-                self.config.credential_attributes
-            )
+            # Not seen when observing (a revoke the plan did not base on this cycle's
+            # reading): what the entry holds now, so an attribute the server's schema
+            # lacks is never named in the modify (slapd refuses that, 17).
+            present = self.reader.credentials.get(normalize_dn(dn)) or self.reader.held(dn, conn)
             return {name: [(MODIFY_REPLACE, [])] for name in sorted(present)}
         raise PermanentError(f"{self.name}: cannot apply {kind.value} to an account")
 
@@ -316,8 +360,19 @@ class LdapDirectory:
         )
 
     def check(self) -> list[str]:
+        """The base DN and groups exist; the settings suit the server; its subschema
+        has every object class and attribute the target writes or removes."""
         wanted = [("base_dn", self.config.base_dn)] + [("group", g) for g in sorted(self.groups)]
-        return check_present(self.conn, self.name, wanted)
+        found = check_present(self.conn, self.name, wanted)
+        try:
+            settings = self.settings()
+            if settings.refusal:
+                return [*found, f"{self.name}: {settings.refusal}"]
+            subschema = self._root_dse().subschema
+            problems = check_schema(self.conn, self.name, self.config, settings, subschema)
+        except TargetError as exc:
+            return found if str(exc) in found else [*found, str(exc)]
+        return found + problems
 
     def close(self) -> None:
         if self._executor is not None:

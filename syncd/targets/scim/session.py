@@ -8,9 +8,11 @@ Used by ``targets.scim.target`` (observation), ``targets.scim.writes`` and
 failures, timeouts: retried with tenacity after the delay the server asked for) or
 ``PermanentError`` (any other error status, with the server's ``detail`` and what an
 admin can change); both keep the HTTP status, headers and ``scimType`` as data. A
-``Retry-After`` pauses every thread of the session, so that a rate-limited server is not
-hammered by the other workers meanwhile. ``Known`` holds what one cycle learned about
-the server, for the observation and the writes.
+filter answered 400 or 500 is one the server cannot evaluate (:func:`unevaluated`):
+that look-up fails alone, and says so. A ``Retry-After`` pauses every thread of the
+session, so that a rate-limited server is not hammered by the other workers meanwhile.
+``Known`` holds what one cycle learned about the server, for the observation and the
+writes.
 
 Inside ``syncd run`` the session follows the daemon's pulse (``syncd.pulse``): it beats
 before each request with the time the request may take, its retry delays and
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TEMPORARY_STATUS = {429, 502, 503, 504}  # worth sending again
+UNEVALUATED = {400, 500}  # answers to a filter the server could not evaluate
 _HINTS = {
     400: "the service provider refused the request as written",
     401: "the service provider refused the credentials; check token_file / token_env "
@@ -163,7 +166,12 @@ class ScimSession:
             params: dict[str, Any] = {"startIndex": start, "count": self.page_size}
             if query:
                 params["filter"] = query
-            page = self.call(partial(_page, model=model, params=params), notes)
+            try:
+                page = self.call(partial(_page, model=model, params=params), notes)
+            except PermanentError as exc:
+                if not query or exc.status not in UNEVALUATED:
+                    raise
+                raise unevaluated(exc, query, self.name) from exc
             resources = page.get("Resources") or []
             found += resources
             start += len(resources)
@@ -341,6 +349,20 @@ def translate(exc: BaseException, name: str) -> TemporaryError | PermanentError:
         # Raised by scim2-client's or the models' own checks before anything was sent.
         return PermanentError(f"{name}: request not sent, it does not fit the schema: {exc}")
     return PermanentError(f"{name}: {type(exc).__name__}: {exc}")
+
+
+def unevaluated(exc: PermanentError, query: str, name: str) -> PermanentError:
+    """A 400 or 500 answer to a filter: the server cannot evaluate it (one it does not
+    support, or a bug of its own, such as SCIMMY's 400 on ``emails.value`` as soon as
+    one user has no e-mail). Only that look-up fails; its callers say so and go on."""
+    shown = query if len(query) <= 120 else f"{query[:117]}..."
+    answer = str(exc).removeprefix(f"{name}: ").removesuffix(f"; {_HINTS.get(exc.status)}")
+    return PermanentError(
+        f"{name}: the service provider could not evaluate the filter {shown} ({answer})",
+        status=exc.status,
+        subcode=exc.subcode,
+        headers=exc.headers,
+    )
 
 
 def error_body(response: httpx2.Response) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 when the server has no PATCH) and deletes, as ``/Bulk`` requests when it offers them.
 
 Called by ``targets.scim.target.ScimDirectory.apply`` with actions of one kind. Every
-operation's own answer is checked, in a bulk response too. What a lost answer could
-have hidden is settled on the next attempt: a create answered ``409`` is ours when the
-user in the way carries this person's ``externalId`` (the first attempt went through),
-and only then; a delete answered ``404`` is done. ``If-Match`` carries the ETag read
-this cycle when the server supports ETags, so a change made meanwhile by someone else
-is not overwritten.
+operation's own answer is checked, in a bulk response too, where ``targets.scim.bulk``
+says which result is about which operation. What a lost answer could have hidden is
+settled on the next attempt: a create answered ``409`` is ours when the user in the
+way carries this person's ``externalId`` (the first attempt went through), and only
+then; a delete answered ``404`` is done. ``If-Match`` carries the ETag read this cycle
+when the server supports ETags, so a change made meanwhile by someone else is not
+overwritten.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from scim2_models import PatchOp, Resource
 from syncd.core.model import Action, ActionKind, Outcome
 from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.targets.base import Report, gather
-from syncd.targets.scim import mapping
+from syncd.targets.scim import bulk, mapping
 from syncd.targets.scim.session import TEMPORARY_STATUS, Known, ScimSession, retried
 from syncd.targets.scim.sponsors import Sponsors, lookup_note, sponsor, without_manager
 
@@ -235,31 +236,30 @@ class Writer:
 
         def attempt(scim: SyncSCIMClient) -> None:
             nonlocal pending
-            sent = {str(i): r for i, r in enumerate(pending)}
-            body = {
-                "schemas": [mapping.BULK_REQUEST],
-                "Operations": [self._operation(r, int(i)) for i, r in sent.items()],
-            }
+            operations = [self._operation(r, i) for i, r in enumerate(pending)]
+            body = {"schemas": [mapping.BULK_REQUEST], "Operations": operations}
             # Payloads built here from known shapes; scim2-client re-validating every
             # user costs more than the server's own work on them (0.5 ms a user).
             answer = scim.bulk(body, check_request_payload=False)
+            answered = bulk.results(answer)
+            sent = [bulk.Sent(o["method"], o["path"], o["bulkId"]) for o in operations]
+            matched = bulk.match(sent, answered)
             again: list[tuple[Request, Reply]] = []
-            for operation in getattr(answer, "operations", None) or []:
-                request = sent.pop(str(operation.bulk_id), None)
-                if request is None:
-                    continue
-                status = int(operation.status or 0)
-                error = operation.response
-                detail = f"{status}: {getattr(error, 'detail', '') or ''}" if error else ""
+            for index, operation in matched.items():
+                result = answered[index]
+                detail = f"{self.name}: {result.status}: {result.detail}" if result.detail else ""
                 reply = Reply(
-                    status,
-                    mapping.id_from_location(operation.location),
-                    operation.version,
-                    f"{self.name}: {detail}" if detail else "",
+                    result.status,
+                    mapping.id_from_location(result.location),
+                    result.version,
+                    detail,
                 )
-                (again if status in TEMPORARY_STATUS else done).append((request, reply))
-            # An operation the response does not mention is sent again, like a 503.
-            pending = [r for r, _ in again] + list(sent.values())
+                pair = (pending[operation], reply)
+                (again if result.status in TEMPORARY_STATUS else done).append(pair)
+            # An operation no result is about is sent again, like a 503.
+            taken = set(matched.values())
+            unanswered = [r for i, r in enumerate(pending) if i not in taken]
+            pending = [r for r, _ in again] + unanswered
             if pending:
                 raise TemporaryError(f"{self.name}: {len(pending)} bulk operations not done yet")
 
@@ -339,14 +339,22 @@ class Writer:
                 out[id(request)] = (True, "already created by an earlier attempt", user)
                 continue
             other = users[0] if users else {}
-            owner = f"externalId {other['externalId']!r}" if other.get("externalId") else ""
             out[id(request)] = (
                 False,
-                f"conflict: userName {action.username!r} is taken by an unmanaged user "
-                f"({owner or 'no externalId'}); it is not adopted",
+                f"conflict: userName {action.username!r} is taken by {_holder(users)}; "
+                "it is not adopted",
                 str(other.get("id", "")) or None,
             )
         return out
+
+
+def _holder(users: list[dict[str, Any]]) -> str:
+    """Who holds a userName that a create was refused (409) for."""
+    if not users:
+        # SCIMMY compares userName with case: "Ana.Lopez" is not found as "ana.lopez".
+        return "a user that a filter on userName does not find (in another case?)"
+    owner = users[0].get("externalId")
+    return f"an unmanaged user ({f'externalId {owner!r}' if owner else 'no externalId'})"
 
 
 def _send(
