@@ -10,9 +10,13 @@ Generates the same kind of contracts as YAML, JSON and CSV files of about 50 MB 
   same run: ``json.load``, every row of ``csv.reader``, and PyYAML's own
   ``yaml.load(..., CSafeLoader)`` (libyaml; what syncd used before).
 
-It prints wall and CPU seconds and peak RSS for both, their ratios, and peak RSS as a
-multiple of the file's size. These machines are shared and noisy: wall time depends on
-what else runs, so compare CPU seconds and ratios within a run.
+It prints wall and CPU seconds and peak RSS for both, their ratios, peak RSS as a
+multiple of the file's size, and whether the goal is met: the whole read (parse,
+validate, resolve) in at most ``GOAL_SECONDS`` of CPU and ``GOAL_RSS`` times the file's
+size. These machines are shared and noisy: wall time depends on what else runs, so
+compare CPU seconds and ratios within a run; ``--compare DIR`` runs syncd from another
+copy of the code (``git archive HEAD | tar -x -C DIR``) on the same files in the same
+run, and prints the stages of both.
 
 Run: ``python bench/source_size.py`` (a few minutes; ``--mb 5`` for a smoke run,
 ``--formats yaml`` for one format).
@@ -34,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 PASSWORD_ENV = "SYNCD_BENCH_BIND_PASSWORD"
+GOAL_SECONDS = 10.0  # CPU seconds to read a 50 MB source (parse, validate, resolve)
+GOAL_RSS = 10.0  # peak RSS as a multiple of the file's size
 ROLES = ("developer", "vpn", "ops", "analyst")
 FIRST = ("Ana", "Bo", "Chloé", "Dara", "Émile", "Farah", "Gus", "Hana", "Ivo", "Jun", "Zoë")
 LAST = ("Adams", "Brandt", "Costa", "Døssing", "Evans", "Fischer", "García", "Müller", "Nakamura")
@@ -201,8 +207,11 @@ def child_baseline(fmt: str, path: Path) -> dict[str, Any]:
     return {"wall": wall, "cpu": cpu, "records": count, "before_mb": before, "peak_mb": peak_mb()}
 
 
-def run_child(*args: str) -> dict[str, Any]:
+def run_child(*args: str, code: str = "") -> dict[str, Any]:
+    """A child's figures; ``code``: a directory to import syncd from instead."""
     env = {**os.environ, PASSWORD_ENV: "unused"}
+    if code:
+        env["PYTHONPATH"] = code
     done = subprocess.run(
         [sys.executable, __file__, "--child", *args],
         capture_output=True,
@@ -236,12 +245,33 @@ def report(fmt: str, path: Path, ours: dict[str, Any], base: dict[str, Any]) -> 
         f"{ours['peak_mb'] / base['peak_mb']:.2f}; parse alone: CPU "
         f"{ours['stages']['parse'][1] / base['cpu']:.2f}"
     )
+    met = ours["cpu"] <= GOAL_SECONDS * size_mb / 50 and ours["peak_mb"] / size_mb <= GOAL_RSS
+    print(
+        f"  goal: {GOAL_SECONDS:g} s CPU for 50 MB and {GOAL_RSS:g}x the file: "
+        f"{'met' if met else 'missed'}"
+    )
+
+
+def compare(code: str, path: Path, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+    """The CPU seconds of each stage and the peak RSS of the code in ``code``, then of
+    this code, and their ratio."""
+    size_mb = path.stat().st_size / 1e6
+    stages = ", ".join(
+        f"{name} {theirs['stages'][name][1]:.1f} -> {cpu:.1f}"
+        for name, (_, cpu) in ours["stages"].items()
+    )
+    print(
+        f"  {code} -> this: CPU s {stages}; total {theirs['cpu']:.1f} -> {ours['cpu']:.1f} "
+        f"({ours['cpu'] / theirs['cpu']:.2f}); peak RSS {theirs['peak_mb'] / size_mb:.1f}x "
+        f"-> {ours['peak_mb'] / size_mb:.1f}x"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=50.0, help="size of each file in MB")
     parser.add_argument("--formats", nargs="+", default=list(WRITERS), choices=list(WRITERS))
+    parser.add_argument("--compare", metavar="DIR", help="also run syncd from DIR, and compare")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -249,7 +279,7 @@ def main() -> None:
         result = (
             child_syncd(Path(rest[0]))
             if kind == "syncd"
-            else child_baseline(*rest[:1], Path(rest[1]))
+            else child_baseline(rest[0], Path(rest[1]))
         )
         print(json.dumps(result))
         return
@@ -263,8 +293,11 @@ def main() -> None:
             generate(fmt, path, args.mb)
             config = write_config(folder, path)
             ours = run_child("syncd", str(config))
+            theirs = run_child("syncd", str(config), code=args.compare) if args.compare else {}
             base = run_child("baseline", fmt, str(path))
             report(fmt, path, ours, base)
+            if theirs:
+                compare(args.compare, path, ours, theirs)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,67 @@ def resolve(contracts: Iterable[Contract], policy: Policy, now: datetime) -> dic
     by_person: dict[str, list[Contract]] = defaultdict(list)
     for contract in contracts:
         by_person[contract.person].append(contract)
-    return {key: _person(key, group, policy, now) for key, group in sorted(by_person.items())}
+    single = _Single(policy, now)
+    return {
+        key: single.person(key, group[0]) if len(group) == 1 else _person(key, group, policy, now)
+        for key, group in sorted(by_person.items())
+    }
+
+
+class _Single:
+    """``_person`` for a person with one contract (most of them), without sorting, and
+    with what many people share (role sets, the text of an end) made once."""
+
+    def __init__(self, policy: Policy, now: datetime) -> None:
+        self.policy, self.now = policy, now
+        self.roles: dict[tuple[str, ...], frozenset[str]] = {}
+        self.times: dict[datetime, str] = {}
+
+    def person(self, key: str, contract: Contract) -> Person:
+        policy, now = self.policy, self.now
+        grant = contract.start - policy.lead_time
+        may = may_grant(contract, policy)
+        end = effective_end(contract, now)
+        started = may and grant <= now
+        active = started and now < end
+        if active:
+            state = PersonState.ACTIVE
+            reason = f"contract {contract.id} in effect until {self.iso(end)}"
+        elif started:
+            verb = "terminated" if contract.status is Status.TERMINATED else "ended"
+            state, reason = PersonState.ENDED, f"contract {contract.id} {verb} {self.iso(end)}"
+        else:
+            state, reason = PersonState.FUTURE, _not_started_reason([contract], policy, now)
+        roles = self.roles.get(contract.roles) if active else _NO_ROLES
+        if roles is None:
+            roles = self.roles[contract.roles] = frozenset(contract.roles)
+        return Person(
+            key,
+            state,
+            contract.username,
+            contract.email,
+            contract.given_name,
+            contract.family_name,
+            contract.vendor,
+            contract.sponsor,
+            roles,
+            (contract.id,),
+            end if active else None,
+            end if started else None,
+            grant if may and grant > now else None,
+            reason,
+            contract.attributes,
+        )
+
+    def iso(self, moment: datetime) -> str:
+        """``iso_utc``, once per instant."""
+        text = self.times.get(moment)
+        if text is None:
+            text = self.times[moment] = iso_utc(moment)
+        return text
+
+
+_NO_ROLES: frozenset[str] = frozenset()
 
 
 def _person(key: str, contracts: list[Contract], policy: Policy, now: datetime) -> Person:

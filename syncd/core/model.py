@@ -22,7 +22,7 @@ class Status(enum.StrEnum):
     TERMINATED = "terminated"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contract:
     """A validated contract record, times as aware datetimes (end is exclusive)."""
 
@@ -69,7 +69,7 @@ class PersonState(enum.StrEnum):
     FUTURE = "future"  # nothing started yet (or only cancelled / awaiting approval)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Person:
     """Everything the source says about one person, resolved at one instant."""
 

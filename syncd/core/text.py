@@ -1,10 +1,11 @@
-"""Untrusted text: the characters no contract value may hold, and how any value is
-shown on a line of log, command output or JSON so that it cannot start a line of its
-own or turn the rest of the line around. Pure.
+"""Untrusted text: the characters no contract value may hold, how any value is shown on
+a line of log, command output or JSON so that it cannot start a line of its own or turn
+the rest of the line around, and how names fold into a username. Pure.
 
-Called by ``core.contracts`` (validation rejects ``FORBIDDEN`` characters), by
-``syncd.logfmt``, ``syncd.report`` and the CLI (``shown`` in plain text) and by
-``syncd.audit.chain`` and ``syncd.logfmt`` (``json_safe`` on JSON lines).
+Called by ``core.rules`` and ``core.contracts`` (validation rejects ``FORBIDDEN``
+characters and renders default usernames), by ``syncd.logfmt``, ``syncd.report`` and
+the CLI (``shown`` in plain text) and by ``syncd.audit.chain`` and ``syncd.logfmt``
+(``json_safe`` on JSON lines).
 
 The forbidden characters:
 
@@ -21,11 +22,24 @@ The forbidden characters:
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Mapping
 
 FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # What json.dumps(..., ensure_ascii=False) leaves raw of FORBIDDEN (it escapes C0).
 _JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_TEMPLATE_FIELD = re.compile(r"\{([a-z_]+)\}")
+_NOT_USERNAME = re.compile(r"[^a-z0-9._-]")
+_NOT_USERNAMES = re.compile(r"[^a-z0-9._\n-]")  # one per line
+# Letters that Unicode decomposition does not reduce to ASCII, spelled as people do.
+_LETTERS = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "Th"}
+    | dict(zip("øØłŁđĐðÐı", "oOlLdDdDi", strict=True))
+)
+_LETTER = re.compile(f"[{''.join(map(chr, _LETTERS))}]")  # where a long text needs them
+# The fields a username template may name, in the order ``username_format`` numbers them
+TEMPLATE_FIELDS = ("given_name", "family_name", "email", "email_local")
 
 
 def code_point(char: str) -> str:
@@ -39,6 +53,12 @@ def first_forbidden(text: str) -> tuple[int, str] | None:
     if found is None:
         return None
     return found.start(), code_point(found.group())
+
+
+def has_forbidden(text: str) -> bool:
+    """Whether ``text`` holds a forbidden character: a quick check for long texts, as
+    every forbidden character is one that ``str.isprintable`` refuses."""
+    return not text.isprintable() and FORBIDDEN.search(text) is not None
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -71,3 +91,49 @@ def clipped(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marked when cut (for messages about an
     oversized value, which must not carry it whole)."""
     return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def default_username(template: str, values: Mapping[str, str]) -> str:
+    """Render ``policy.username.template``: ASCII-folded, lower-case, no spaces."""
+
+    def field(match: re.Match[str]) -> str:
+        return values.get(match.group(1), "")
+
+    return folded(_TEMPLATE_FIELD.sub(field, template))
+
+
+def username_format(template: str) -> str:
+    """``template`` as a ``str.format`` string of the ``TEMPLATE_FIELDS`` values in their
+    order; a field it does not name renders empty, as in ``default_username``."""
+    parts = _TEMPLATE_FIELD.split(template)  # text, field, text, field, ..., text
+    return "".join(
+        part.replace("{", "{{").replace("}", "}}")
+        if index % 2 == 0
+        else (f"{{{TEMPLATE_FIELDS.index(part)}}}" if part in TEMPLATE_FIELDS else "")
+        for index, part in enumerate(parts)
+    )
+
+
+def folded(rendered: str) -> str:
+    """``rendered`` folded to ASCII, lower-case, without anything but ``[a-z0-9._-]``
+    (ASCII text folds to itself: no translation or decomposition needed)."""
+    if not rendered.isascii():
+        rendered = rendered.translate(_LETTERS)
+        rendered = unicodedata.normalize("NFKD", rendered).encode("ascii", "ignore").decode()
+    return _NOT_USERNAME.sub("", rendered.lower())
+
+
+def folded_each(texts: list[str]) -> list[str]:
+    """``folded`` of each of ``texts``, all in one (folding is character by character,
+    and keeps no line break: each text is a line of their folding)."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:  # one holds a line break
+        return [folded(text) for text in texts]
+    if not joined.isascii():
+        joined = _LETTER.sub(_spelled, joined)  # a few of them: no translation of all
+        joined = unicodedata.normalize("NFKD", joined).encode("ascii", "ignore").decode()
+    return _NOT_USERNAMES.sub("", joined.lower()).split("\n")
+
+
+def _spelled(letter: re.Match[str]) -> str:
+    return _LETTERS[ord(letter.group())]
