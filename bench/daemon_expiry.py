@@ -8,9 +8,17 @@
 (b) Idle cost with 10,000 managed accounts: CPU seconds per minute and RSS of the
     daemon while nothing changes, against a bare Python process that only wakes to
     stat the contracts file as often as the daemon does (the floor for file watching).
+(c) Expiry lag at scale (``bench/expiry_scale.py``): with 10,000 managed accounts
+    (``--n 10000 100000`` adds 100,000), 200 contracts ending over one minute (lag
+    p50/p99/max) and a burst of 5,000 ending at the same second (time to the first and
+    the last disable), for slapd and scim2-server, with ``daemon.targeted_cycles: true``
+    (a boundary observes only the people it changes) against ``false`` (a full cycle at
+    each boundary, the baseline of the same run). A syncd whose config lacks the key
+    (``syncd check-config`` says so) is measured once, as it is.
 
-Runs against throwaway slapds (``dbnosync``). ``python bench/daemon_expiry.py``
-(about three minutes; ``--quick`` for 50 contracts over 20 s and 2,000 accounts).
+Runs against throwaway slapds (``dbnosync``) and scim2-servers.
+``python bench/daemon_expiry.py`` (about half an hour at 10,000; ``--quick`` for 50
+contracts over 20 s, 2,000 accounts, and 2,000 accounts with a burst of 500 in (c)).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.expiry_scale import Scale, accepts_targeted, run_scale  # noqa: E402
 from tests.servers.slapd import Slapd, start_slapd  # noqa: E402
 
 GROUPS = "ou=groups,dc=example,dc=test"
@@ -180,18 +189,81 @@ def idle_cost(work: Path, accounts: int, seconds: int) -> tuple[float, float, fl
     return daemon_cpu, daemon_rss, base_cpu, base_rss
 
 
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def scale_runs(
+    root: Path, sizes: list[int], quick: bool
+) -> tuple[dict[tuple[str, int, bool | None], Scale], bool]:
+    """(target, accounts, targeted) -> what (c) measured; whether the key exists."""
+    supported = accepts_targeted(root / "probe")
+    modes: list[bool | None] = [True, False] if supported else [None]
+    staggered, spread, burst = (50, 20, 500) if quick else (200, 60, 5000)
+    out = {}
+    for n in sizes:
+        for target in ("ldap", "scim"):
+            for mode in modes:
+                work = root / f"{target}-{n}-{mode}"
+                shape = (n, staggered, spread, burst)
+                out[target, n, mode] = run_scale(
+                    work, target, shape, mode, start_daemon, free_port()
+                )
+    return out, supported
+
+
+def print_scale(
+    runs: dict[tuple[str, int, bool | None], Scale], supported: bool, quick: bool
+) -> None:
+    staggered, spread, burst = (50, 20, 500) if quick else (200, 60, 5000)
+    print(
+        f"expiry at scale: {staggered} contracts ending over {spread} s, then {burst:,} "
+        "ending at one second"
+    )
+    if not supported:
+        print("  (this syncd has no daemon.targeted_cycles: measured as it is)")
+    for (target, n, mode), run in runs.items():
+        label = {True: "targeted", False: "full", None: "as is"}[mode]
+        lags = run.lags
+        line = (
+            f"  {target:<4} {n:>7,} accounts  {label:<8}  lag p50 {statistics.median(lags):6.2f} s"
+            f"  p99 {percentile(lags, 0.99):6.2f} s  max {lags[-1]:6.2f} s   burst first "
+            f"{run.burst_first:6.2f} s  last {run.burst_last:6.2f} s"
+            f"  (seeded in {run.seed_seconds:.0f} s)"
+        )
+        print(line)
+        base = runs.get((target, n, False))
+        if mode is True and base is not None:
+            print(
+                f"  {'':<4} {'':>7}           ratio     targeted / full: lag p50 "
+                f"{_ratio(statistics.median(lags), statistics.median(base.lags))}, max "
+                f"{_ratio(lags[-1], base.lags[-1])}, burst last "
+                f"{_ratio(run.burst_last, base.burst_last)}"
+            )
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}x" if base > 0 else "n/a"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--n", type=int, nargs="+", help="managed accounts for (c) (default 10000; quick 2000)"
+    )
     args = parser.parse_args()
     count, spread = (50, 20) if args.quick else (200, 60)
     accounts, idle = (2000, 10) if args.quick else (10000, 30)
+    sizes = args.n or ([2000] if args.quick else [10000])
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "lag").mkdir()
         (Path(tmp) / "idle").mkdir()
         lags = sorted(expiry_lag(Path(tmp) / "lag", count, spread))
         cpu, rss, base_cpu, base_rss = idle_cost(Path(tmp) / "idle", accounts, idle)
-    p99 = lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))]
+        runs, supported = scale_runs(Path(tmp) / "scale", sizes, args.quick)
+    p99 = percentile(lags, 0.99)
     print(
         f"syncd run benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         "slapd dbnosync, interval 300 s)\n"
@@ -210,6 +282,7 @@ def main() -> int:
     )
     ratio = cpu / base_cpu if base_cpu else float("inf")
     print(f"  ratio     {ratio:.1f}x CPU, {rss / base_rss:.1f}x RSS")
+    print_scale(runs, supported, args.quick)
     return 0
 
 

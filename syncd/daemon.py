@@ -8,11 +8,13 @@ handing it in-memory targets through ``open_targets``.
 
 The loop runs a cycle (``syncd.engine``) when the schedule says so (``syncd.watch``:
 every ``daemon.interval``, at the next grant time or access end, after a backoff) or
-when the source file changed, and sleeps in between. Contracts come from the fail-safe
-source (``syncd.watch.SourceWatch``). After each cycle it attests every target it
-observed (``syncd.core.attest``: one record per target in the audit trail), records
-metrics (``syncd.metrics``), sets the health state and tells systemd how things stand
-(``syncd.sdnotify``). One instance per state directory (``syncd.state``).
+when the source file changed, and sleeps in between. When only a boundary is due, the
+cycle is a targeted one (``syncd.targeted``, ``daemon.targeted_cycles``): just the
+people whose access changes then, planned from the last full cycle's contracts.
+Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each cycle
+it attests every target it observed (``syncd.core.attest``: one record per target in the
+audit trail), records metrics (``syncd.metrics``), sets the health state and tells
+systemd how things stand (``syncd.sdnotify``). One instance per state directory (``syncd.state``).
 
 The loop and its connections beat a ``syncd.pulse.Pulse``; a thread of its own sends
 ``WATCHDOG=1`` while that pulse is alive, so a slow or frozen target never starves the
@@ -47,6 +49,7 @@ from syncd.metrics import CycleResult, Health, Metrics, serve
 from syncd.pulse import STOP_GRACE, Pulse
 from syncd.sdnotify import Notifier, Watchdog
 from syncd.state import StateDir
+from syncd.targeted import Basis, plan_boundary
 from syncd.targets.base import Target
 from syncd.watch import WATCH_EVERY, Reading, Schedule, SourceWatch, Stopping
 
@@ -114,6 +117,7 @@ class Daemon:
         self.schedule = Schedule()
         self.targets: dict[str, Target] = {}
         self.last_status = ""
+        self.basis: Basis | None = None  # what targeted cycles plan from (``syncd.targeted``)
         self.pulse = Pulse()
         self._controls = Controls()
         self._ready = threading.Event()
@@ -153,6 +157,7 @@ class Daemon:
                     config=str(self.config_path),
                 )
                 self._loop(SourceWatch(state, self.pulse.wait), audit)
+                watchdog.close()  # no WATCHDOG=1 after STOPPING=1
                 self.notify.stopping()
                 audit.event(STOP, "Stop", "daemon stopped", audit.correlation)
         finally:
@@ -190,7 +195,10 @@ class Daemon:
             if controls.take_reload():
                 self._reload()
             forced = controls.take_cycle()
-            if forced or self.schedule.due(time.time()) or source.changed(self.config):
+            changed = source.changed(self.config)
+            if not (forced or changed) and self._targeted_due():
+                self._targeted(source, audit)
+            elif forced or changed or self.schedule.due(time.time()):
                 # The whole cycle, the source read included, with the collector relaxed;
                 # its full collection runs once the cycle's objects are gone, over a
                 # small heap: over a big source's live objects it would hold the GIL,
@@ -225,6 +233,7 @@ class Daemon:
             return
         close_all(self.targets)
         self.targets = {}
+        self.basis = None  # planned under the old config: the next cycle is a full one
         self.config = config
         self.metrics.set_interval(config.daemon.interval.total_seconds())
         self.schedule.next_poll = 0.0  # apply the new config now
@@ -267,6 +276,7 @@ class Daemon:
                 absent_since=source.state.load_absences(),
             )
             source.state.save_absences(cycle.absent_since)
+            self.basis = Basis.of(reading, cycle)
             # wake when an orphan's grace ends, as at a boundary
             wake = [t for t in (self.schedule.boundary, cycle.grace_end) if t is not None]
             self.schedule.boundary = min(wake, default=None)
@@ -276,6 +286,38 @@ class Daemon:
             self._failed(str(exc), CycleResult.FAILED)
             return
         self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
+
+    def _targeted_due(self) -> bool:
+        """Only a boundary is due and a targeted cycle can serve it: switched on, the
+        targets open, and a full cycle since the last reload observed them all."""
+        return (
+            self.config.daemon.targeted_cycles
+            and self.basis is not None
+            and self.basis.covers(self.targets)
+            and self.schedule.only_boundary(time.time())
+        )
+
+    def _targeted(self, source: SourceWatch, audit: AuditWriter) -> None:
+        """A targeted cycle (``syncd.targeted``): the people whose state changed since
+        the last handled instant, from the last full cycle's contracts, without reading
+        the source. The poll stays where it is."""
+        basis, after = self.basis, self.schedule.handled
+        assert basis is not None  # ``_targeted_due`` said so
+        assert after is not None
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        self.schedule.started(time.time(), 0.0, targeted=True)
+        try:
+            cycle, self.schedule.boundary = plan_boundary(
+                self.config, now, after, basis, self.targets, source.state.load_absences()
+            )
+            self.pulse.beat()
+            run = run_cycle(cycle, self.targets, audit, str(uuid.uuid4()), stopping=self.stopping)
+        except SyncdError as exc:
+            self._failed(str(exc), CycleResult.FAILED)
+            return
+        log.info("targeted cycle: %d people at a boundary", len(cycle.targeted or ()))
+        self._finished(cycle, run.reports, [], basis.reading, time.monotonic() - started)
 
     def _back_off(self) -> float:
         """Schedule the retry after a failure; its delay in seconds."""
@@ -319,7 +361,7 @@ class Daemon:
             log.warning("a target could not be reached; next try in %.0fs", delay)
         else:
             self.pulse.clear_troubles()
-            self.schedule.finished(succeeded=result.succeeded)
+            self.schedule.finished(succeeded=result.succeeded, planned_at=cycle.at)
         if result.succeeded:
             self.health.set("ok", "", last_cycle_seconds=round(seconds, 3))
         else:
@@ -346,8 +388,12 @@ def verdict(
 
 
 def status_line(cycle: CyclePlan, result: CycleResult, boundary: datetime | None) -> str:
-    """systemd's ``STATUS=`` after a cycle: ``ok: 3 active, 2 actions last cycle, ...``."""
+    """systemd's ``STATUS=`` after a cycle: ``ok: 3 active, 2 actions last cycle, ...``
+    (``ok: targeted, 2 people, 4 actions last cycle, ...`` after a targeted one)."""
     active = sum(p.state is PersonState.ACTIVE for p in cycle.people.values())
+    scope = f"{active} active"
+    if cycle.targeted is not None:
+        scope = f"targeted, {len(cycle.targeted)} people"
     actions = sum(len(p.actions) for p in cycle.plans)
     after = f", next boundary {boundary:%Y-%m-%dT%H:%M:%SZ}" if boundary else ""
-    return f"{result}: {active} active, {actions} actions last cycle{after}"
+    return f"{result}: {scope}, {actions} actions last cycle{after}"

@@ -5,7 +5,9 @@ A cycle is a pipeline: ``read_source`` (records, validated into contracts) →
 start, settle intents a crash left open, apply, attest, audit stop). The source is read once
 and fully validated before any target is touched: a source that cannot be read changes
 nothing anywhere. ``open_target`` is the one place that knows which package serves
-which ``type:`` of target.
+which ``type:`` of target. At a boundary the daemon plans with ``plan_targeted``
+instead: only the people whose state changes then are observed and planned, and
+``run_cycle`` records that the cycle was targeted in place of attesting.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from syncd.apply import ApplyReport, apply_plan
 from syncd.audit import AuditWriter
@@ -73,6 +76,9 @@ class CyclePlan:
     waits: dict[str, tuple[Wait, ...]] = field(default_factory=dict)
     # when each orphan was first seen absent, as of this cycle: for the next one
     absent_since: dict[str, datetime] = field(default_factory=dict)
+    # a targeted cycle (``plan_targeted``): the people it observed and planned; None
+    # for a full cycle, which observes every target's whole managed scope
+    targeted: frozenset[str] | None = None
 
     @property
     def grace_end(self) -> datetime | None:
@@ -171,28 +177,16 @@ def plan_cycle(
     cycle = CyclePlan(now, read.contracts, read.invalid, people)
     protected = frozenset(r.person for r in read.invalid if r.person)
     for name, target in targets.items():
-        try:
-            observed = _observe(target, people)
-        except TargetError as exc:
-            cycle.errors[name] = str(exc)
-            log.error("%s: cannot observe: %s", name, exc, extra={"target": name})
-            continue
-        cycle.observed[name] = observed
-        cycle.policies[name] = config.target_policy(name, observed.native_expiry)
-        planned = plan_with_waits(
-            cycle.policies[name],
-            people,
-            observed,
-            now,
-            protected=protected,
-            delete_after=config.core_policy().delete_after,
+        _plan_target(
+            config,
+            cycle,
+            name,
+            partial(_observe, target, people),
+            protected,
             allow_mass_change=allow_mass_change,
             expiries_only=expiries_only,
             absent_since=previous,
-            orphan_grace=config.core_policy().orphan_grace,
         )
-        cycle.plans.append(planned.plan)
-        cycle.waits[name] = planned.waits
     cycle.absent_since = dict(previous)
     if not expiries_only:
         # Accounts of a target not observed (down, or left out by --target) are unknown.
@@ -204,9 +198,90 @@ def plan_cycle(
     return cycle
 
 
-def _observe(target: Target, people: dict[str, Person]) -> Observed:
-    """What ``target`` holds, with the conflicts in the way of the accounts to create."""
-    observed = target.observe()
+def plan_targeted(
+    config: Config,
+    now: datetime,
+    targets: dict[str, Target],
+    source: SourceRead,
+    keys: frozenset[str],
+    managed: Mapping[str, int],
+    *,
+    expiries_only: bool = False,
+    absent_since: Mapping[str, datetime] | None = None,
+) -> CyclePlan:
+    """A targeted cycle at a boundary: observe (``Target.observe_people``) and plan
+    only the people ``keys`` names, those whose state changes at this instant
+    (``syncd.core.boundaries.changing``), with the same planner and safety verdicts
+    as a full cycle. Percentage limits are taken of ``managed``, each target's count of
+    managed accounts at the last full observation. The plan is the full plan
+    restricted to ``keys`` (tests/unit/test_targeted.py checks it), except that
+    usernames held by people outside ``keys`` are left to the target's conflict
+    look-up (``find_conflicts``). The record of absences is kept as it is: only a full
+    cycle sees who is absent."""
+    previous = dict(absent_since or {})
+    mine = [c for c in source.contracts if c.person in keys]
+    people = resolve(mine, config.core_policy(), now)
+    cycle = CyclePlan(now, mine, [], people, targeted=keys, absent_since=previous)
+    protected = frozenset(r.person for r in source.invalid if r.person in keys)
+    for name, target in targets.items():
+        _plan_target(
+            config,
+            cycle,
+            name,
+            partial(_observe, target, people, keys),
+            protected,
+            expiries_only=expiries_only,
+            absent_since=previous,
+            managed=managed.get(name),
+        )
+    return cycle
+
+
+def _plan_target(
+    config: Config,
+    cycle: CyclePlan,
+    name: str,
+    observe: Callable[[], Observed],
+    protected: frozenset[str],
+    *,
+    allow_mass_change: bool = False,
+    expiries_only: bool = False,
+    absent_since: Mapping[str, datetime],
+    managed: int | None = None,
+) -> None:
+    """Observe and plan one target into ``cycle``; a target that cannot be observed
+    gets no plan and its error is kept in ``cycle.errors``."""
+    try:
+        observed = observe()
+    except TargetError as exc:
+        cycle.errors[name] = str(exc)
+        log.error("%s: cannot observe: %s", name, exc, extra={"target": name})
+        return
+    cycle.observed[name] = observed
+    cycle.policies[name] = config.target_policy(name, observed.native_expiry)
+    planned = plan_with_waits(
+        cycle.policies[name],
+        cycle.people,
+        observed,
+        cycle.at,
+        protected=protected,
+        delete_after=config.core_policy().delete_after,
+        allow_mass_change=allow_mass_change,
+        expiries_only=expiries_only,
+        absent_since=absent_since,
+        orphan_grace=config.core_policy().orphan_grace,
+        managed=managed,
+    )
+    cycle.plans.append(planned.plan)
+    cycle.waits[name] = planned.waits
+
+
+def _observe(
+    target: Target, people: dict[str, Person], keys: frozenset[str] | None = None
+) -> Observed:
+    """What ``target`` holds (for ``keys`` only, when given), with the conflicts in the
+    way of the accounts to create."""
+    observed = target.observe() if keys is None else target.observe_people(keys)
     for group in sorted(observed.missing_groups):
         log.error(
             "%s: managed group %s does not exist", target.name, group, extra={"target": target.name}
@@ -239,7 +314,18 @@ def run_cycle(
     were lifted (``--allow-mass-change``), which the trail records."""
     if session:
         audit.event(START, "Start", f"{session} started", correlation, targets=sorted(targets))
-    settle_pending(audit, {n: o.accounts for n, o in cycle.observed.items()}, correlation)
+    if cycle.targeted is None:
+        settle_pending(audit, {n: o.accounts for n, o in cycle.observed.items()}, correlation)
+    else:  # it observed a few people: intents left open wait for the next full cycle
+        audit.event(
+            OTHER_ACTIVITY,
+            "Targeted Cycle",
+            f"targeted cycle at a boundary: {len(cycle.targeted)} people whose access "
+            "changes now, observed and planned alone",
+            correlation,
+            people=len(cycle.targeted),
+            targets=sorted(cycle.observed),
+        )
     if mass_change:
         audit.event(
             OTHER_ACTIVITY,
@@ -250,7 +336,8 @@ def run_cycle(
     reports = [
         apply_plan(plan, targets[plan.target], audit, correlation, stopping) for plan in cycle.plans
     ]
-    attestations = attest_cycle(cycle, reports)
+    # A targeted cycle saw a few accounts, not the managed scope: the next full one attests.
+    attestations = attest_cycle(cycle, reports) if cycle.targeted is None else []
     for attestation in attestations:
         audit.attestation(attestation, correlation)
     if session:

@@ -46,6 +46,7 @@ from syncd.core.model import (
 from syncd.core.policy import Policy
 
 LAG_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900)
+PEOPLE_BUCKETS = (1, 10, 100, 1000, 10_000, 100_000)
 
 
 class CycleResult(enum.StrEnum):
@@ -76,6 +77,8 @@ class CycleFacts(Protocol):
     def plans(self) -> Sequence[TargetPlan]: ...
     @property
     def observed(self) -> Mapping[str, Observed]: ...
+    @property
+    def targeted(self) -> frozenset[str] | None: ...
 
 
 class TargetResults(Protocol):
@@ -102,6 +105,18 @@ class Metrics:
             "syncd_cycle_duration_seconds", "Duration of reconcile cycles", registry=r
         )
         self.cycles = Counter("syncd_cycles", "Reconcile cycles by result", ["result"], registry=r)
+        self.targeted_cycles = Counter(
+            "syncd_targeted_cycles",
+            "Targeted cycles at a boundary (also counted in syncd_cycles) by result",
+            ["result"],
+            registry=r,
+        )
+        self.targeted_people = Histogram(
+            "syncd_targeted_cycle_people",
+            "People observed and planned by a targeted cycle",
+            buckets=PEOPLE_BUCKETS,
+            registry=r,
+        )
         self.last_success = Gauge(
             "syncd_last_success_timestamp_seconds",
             "Unix time of the last fully successful cycle",
@@ -201,21 +216,36 @@ class Metrics:
         """Everything a finished cycle tells: its duration and result, the contracts and
         accounts it saw, what became of each action, and what its attestations found
         (one per target observed). ``finished`` is the Unix time the cycle ended; an
-        expiry's lag is measured to it."""
+        expiry's lag is measured to it.
+
+        A targeted cycle saw a few people, not the whole source and scope: it counts
+        its actions and results, and leaves the gauges of contracts, accounts,
+        conflicts and violations as the last full cycle set them."""
         self.cycle_duration.observe(seconds)
+        if cycle.targeted is None:
+            self._full(cycle, policy, attestations)
+        else:
+            self.targeted_cycles.labels(result.value).inc()
+            self.targeted_people.observe(len(cycle.targeted))
+            for plan in cycle.plans:
+                for action in plan.held:
+                    self.actions.labels(plan.target, action.kind.value, "held").inc()
+        for target in results:
+            self._results(target, cycle.people, finished)
+        if result.succeeded:
+            self.last_success.set(finished)
+        self.cycles.labels(result.value).inc()
+
+    def _full(self, cycle: CycleFacts, policy: Policy, attestations: Sequence[Attestation]) -> None:
+        """The gauges only a full cycle can set: it saw every contract and account."""
         self.invalid.set(len(cycle.invalid))
         self._contract_states(cycle, policy)
         for plan in cycle.plans:
             self._plan(plan, cycle.observed[plan.target])
-        for target in results:
-            self._results(target, cycle.people, finished)
         for attestation in attestations:
             self._attestation(attestation)
         ends = [p.access_end for p in cycle.people.values() if p.access_end is not None]
         self.next_expiry.set(min(ends).timestamp() if ends else 0)
-        if result.succeeded:
-            self.last_success.set(finished)
-        self.cycles.labels(result.value).inc()
 
     def _contract_states(self, cycle: CycleFacts, policy: Policy) -> None:
         states: Tally[str] = Tally()

@@ -2,11 +2,13 @@
 
 ``Schedule`` holds the loop's timers: the next poll (``daemon.interval``), the retry
 after a failed cycle (exponential backoff, whatever the poll), and the next known
-boundary (a grant time or an access end), so access ends on time whatever the
-interval. A boundary whose cycle failed stays overdue, and while it is, the retry comes
-every ``FIRST_RETRY`` seconds instead of backing off further: an access end that passed
-while a target was down is carried out within seconds of its return. It never reads the
-clock: the daemon passes ``now``.
+boundary (a grant time or an access end), so access ends on time whatever the interval.
+It remembers up to which instant every boundary has been handled, so that the daemon can
+run a targeted cycle when only a boundary is due (``only_boundary``). A boundary whose
+cycle failed stays overdue, and while it is, the retry comes every ``FIRST_RETRY``
+seconds instead of backing off further: an access end that passed while a target was
+down is carried out within seconds of its return. It never reads the clock: the daemon
+passes ``now``.
 
 ``SourceWatch`` is the fail-safe source of SPEC §4. A read the daemon accepts is kept
 as a snapshot in the state directory (``syncd.state``); when the source cannot be read,
@@ -51,6 +53,10 @@ class Schedule:
     boundary: datetime | None = None  # the next instant some person's access changes
     failures: int = 0  # cycles in a row that failed or planned from the snapshot
     overdue: bool = False  # a boundary came and no cycle has reached the targets since
+    # every boundary up to this instant has been handled: the planning time of the last
+    # cycle that reached the targets (a boundary passing while a cycle runs lies after
+    # it, so the next cycle handles it)
+    handled: datetime | None = None
 
     def due(self, now: float) -> bool:
         """A cycle is due: the boundary has come, or the retry after a failure, or
@@ -59,12 +65,22 @@ class Schedule:
             return True
         return now >= (self.retry_at or self.next_poll)
 
-    def started(self, now: float, interval: float) -> None:
-        """A cycle starts now; the next poll is one interval later. When the boundary
-        has come, it is overdue until a cycle reaches the targets."""
+    def only_boundary(self, now: float) -> bool:
+        """Only a boundary is due: not the poll, not a retry after a failure, and an
+        earlier cycle reached the targets (``handled``). The daemon may then run a
+        targeted cycle over the people changing since ``handled``."""
+        if self.boundary is None or now < self.boundary.timestamp():
+            return False
+        return not self.retry_at and now < self.next_poll and self.handled is not None
+
+    def started(self, now: float, interval: float, *, targeted: bool = False) -> None:
+        """A cycle starts now; after a full one the next poll is one interval later (a
+        targeted cycle leaves the poll where it is). When the boundary has come, it is
+        overdue until a cycle reaches the targets."""
         if self.boundary is not None and now >= self.boundary.timestamp():
             self.overdue = True
-        self.next_poll = now + interval
+        if not targeted:
+            self.next_poll = now + interval
 
     def failed(self, now: float, backoff_max: float, jitter: float) -> float:
         """A cycle could not run, or could not reach a target: try again after a
@@ -77,9 +93,12 @@ class Schedule:
         self.retry_at = now + delay * jitter
         return self.retry_at - now
 
-    def finished(self, *, succeeded: bool) -> None:
+    def finished(self, *, succeeded: bool, planned_at: datetime | None = None) -> None:
         """A cycle reached every target: the next one comes at the poll, a boundary or
-        a change of the source."""
+        a change of the source. ``planned_at``: the instant it planned for; every
+        boundary up to it is handled."""
+        if planned_at is not None:
+            self.handled = planned_at
         self.failures = 0 if succeeded else self.failures + 1
         self.retry_at = 0.0
         self.overdue = False

@@ -203,6 +203,15 @@ class DaemonConfig(Model):
         "same this long, so a file being rewritten in place is not read half-written. "
         "Writing a new file and renaming it into place is safer still. 0s: read at once.",
     )
+    targeted_cycles: bool = Field(
+        default=True,
+        description="When only a boundary is due (a grant time, an access end, an orphan's "
+        "grace), act on just the people whose access changes then: observe their accounts "
+        "alone and plan them from the last accepted source (or its snapshot), so that an "
+        "end is enforced within a second even over a large managed scope. Full cycles "
+        "still run at every interval and source change. false: every wake-up is a full "
+        "cycle.",
+    )
 
 
 class AuditConfig(Model):

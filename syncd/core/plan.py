@@ -2,9 +2,10 @@
 
 Called by ``syncd.engine`` once per target per cycle. The plan is deterministic: actions
 are sorted by kind (``ActionKind`` order: disables and removals first, deletes last),
-then person key, then group. Safety (SPEC §5): actions caused only by a person's absence
-from the source (orphans) and deletes are counted per target; over a limit they are all
-held. Actions a contract's own dates call for are never held.
+then deadline (an ended person's access end first), then person key, then group. Safety
+(SPEC §5): actions caused only by a person's absence from the source (orphans) and
+deletes are counted per target; over a limit they are all held. Actions a contract's own
+dates call for are never held.
 
 Absence alone costs nothing irreversible at once (SPEC §2): an orphan is disabled and
 stripped of its groups now (the next cycle undoes both if the person comes back), but its
@@ -15,7 +16,7 @@ absent). A contract's own end or termination is never delayed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -85,6 +86,7 @@ def plan_with_waits(
     expiries_only: bool = False,
     absent_since: Mapping[str, datetime] = NO_ABSENCES,
     orphan_grace: timedelta = timedelta(0),
+    managed: int | None = None,
 ) -> Planned:
     """Plan one target. ``protected`` persons have invalid records: nothing is taken away
     from them except what a valid contract's own end calls for.
@@ -96,7 +98,11 @@ def plan_with_waits(
     ``absent_since``: when each orphan was first seen absent (missing: ``now``, its grace
     starts). Until ``orphan_grace`` has passed since, its credential revocation and
     delete are ``waits``, outside the plan and any safety limit. Group removal is not
-    delayed: the next cycle puts a returning person back in their groups."""
+    delayed: the next cycle puts a returning person back in their groups.
+
+    ``managed``: the managed accounts that percentage limits are taken of (default:
+    those observed). A targeted cycle observes only the people changing at a boundary
+    and passes the count of the last full observation."""
     planner = _Planner(target, observed, now, protected, delete_after, absent_since, orphan_grace)
     for key in sorted(set(people) | set(observed.accounts)):
         person, account = people.get(key), observed.accounts.get(key)
@@ -105,15 +111,35 @@ def plan_with_waits(
         planner.person(key, person, account)
     if expiries_only:
         planner.actions = [a for a in planner.actions if a.kind is not ActionKind.DELETE]
-    actions, holds = _safety(target, planner.actions, len(observed.accounts), allow_mass_change)
+    scope = len(observed.accounts) if managed is None else managed
+    actions, holds = _safety(target, planner.actions, scope, allow_mass_change)
     plan = TargetPlan(
         target=target.name,
-        actions=tuple(sorted(actions, key=lambda a: a.sort_key)),
+        actions=tuple(sorted(actions, key=execution_order(people, now))),
         conflicts=tuple(planner.conflicts),
         holds=tuple(holds),
-        managed=len(observed.accounts),
+        managed=scope,
     )
     return Planned(plan, tuple(sorted(planner.waits, key=lambda w: w.action.sort_key)))
+
+
+def execution_order(
+    people: Mapping[str, Person], now: datetime
+) -> Callable[[Action], tuple[int, datetime, str, str]]:
+    """The order a plan runs in: by kind (``ActionKind``: disables for everyone, then
+    group removals, then credential revocations...), within a kind by deadline, then
+    ``Action.sort_key``. An ended person's deadline is their access end, so that in a
+    burst the earliest ends go first; every other action's is ``now``."""
+
+    def key(action: Action) -> tuple[int, datetime, str, str]:
+        person = people.get(action.person)
+        deadline = now
+        if person is not None and person.state is PersonState.ENDED and person.last_end:
+            deadline = min(person.last_end, now)
+        order, first, second = action.sort_key
+        return (order, deadline, first, second)
+
+    return key
 
 
 def absences(

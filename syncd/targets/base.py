@@ -1,14 +1,14 @@
 """The protocol every target implements, and the few helpers every target shares.
 
-Called by ``syncd.engine`` (observe, find_conflicts, check, close) and ``syncd.apply``
-(batch_size, apply). Implemented by ``targets.ldap``, ``targets.ad``, ``targets.scim``
-and ``targets.memory``.
+Called by ``syncd.engine`` (observe, observe_people, find_conflicts, check, close) and
+``syncd.apply`` (batch_size, apply). Implemented by ``targets.ldap``, ``targets.ad``,
+``targets.scim`` and ``targets.memory``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, MutableMapping, Sequence
 from concurrent.futures import Future
 from typing import Protocol, TypeVar
 
@@ -40,6 +40,14 @@ class Target(Protocol):
         (``conflicts`` is left empty: see ``find_conflicts``).
 
         A fixed number of requests per cycle, whatever the number of accounts."""
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        """What the target holds for just these person keys (a targeted cycle at a
+        boundary): their managed accounts by key with their memberships in managed
+        groups, as ``observe`` reads them; ``conflicts`` and ``missing_groups`` empty.
+
+        A fixed small number of requests per batch of keys (an OR filter on the key
+        per batch, or batched base reads), never a scan of the managed scope."""
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
         """For (person key, username) pairs about to be created: unmanaged objects in the

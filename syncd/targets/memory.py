@@ -6,13 +6,14 @@ a target whose state they can read and whose faults they choose, without a serve
 httpx ships ``MockTransport``). Not a configurable target kind: tests hand it to the
 engine in place of the targets a config names. A ``fault`` callable decides, per action,
 whether the target refuses it (``PermanentError``: reported as failed) or is unreachable
-(``TemporaryError``: raised, as a real target does after its retries).
+(``TemporaryError``: raised, as a real target does after its retries); ``observe_fault``
+does the same for ``observe`` and ``observe_people``, which ``observations`` counts.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from syncd.core.model import (
@@ -60,19 +61,40 @@ class MemoryTarget:
     keeps: Callable[[ObservedAccount, ObservedAccount], ObservedAccount] = field(
         default=lambda _before, after: after, repr=False
     )
+    # what observation answers (keys: None for ``observe``, else those asked for)
+    observe_fault: Callable[[Collection[str] | None], TargetError | None] = field(
+        default=lambda _keys: None, repr=False
+    )
+    observations: list[frozenset[str] | None] = field(default_factory=list)  # each asked
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def observe(self) -> Observed:
+        self._observing(None)
+        return Observed(self._held(self.accounts), missing_groups=self.managed - set(self.groups))
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        self._observing(keys)
+        return Observed(self._held(set(keys)))
+
+    def _observing(self, keys: Collection[str] | None) -> None:
+        """Count the observation (``keys``: None for the whole scope) and raise what
+        ``observe_fault`` says the target answers to it."""
+        self.observations.append(None if keys is None else frozenset(keys))
+        error = self.observe_fault(keys)
+        if error is not None:
+            raise error
+
+    def _held(self, keys: Iterable[str]) -> dict[str, ObservedAccount]:
         with self._lock:
-            accounts = {
+            return {
                 key: replace(
-                    account,
-                    groups=frozenset(g for g, keys in self.groups.items() if key in keys),
+                    self.accounts[key],
+                    groups=frozenset(g for g, members in self.groups.items() if key in members),
                 )
-                for key, account in self.accounts.items()
+                for key in sorted(keys)
+                if key in self.accounts
             }
-        return Observed(accounts, missing_groups=self.managed - set(self.groups))
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
         conflicts: dict[str, Conflict] = {}
@@ -132,7 +154,7 @@ class MemoryTarget:
     ) -> ReadBack:
         """The accounts (person key, reference) and groups asked for, as held now."""
         self.reads.append((len(accounts), len(groups)))
-        now = self.observe().accounts
+        now = self._held(self.accounts)
         with self._lock:
             held = {g: frozenset(self.groups[g]) for g in groups if g in self.groups}
         found = {key: now.get(key) for key, _ref in accounts}

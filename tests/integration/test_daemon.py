@@ -202,6 +202,9 @@ def test_an_unreadable_source_still_expires_on_time_and_disables_no_orphan(
 
     assert (disabled_at(lab, "ana.lopez") - datetime.fromisoformat(end)).total_seconds() <= 1
     assert "pwdaccountlockedtime" not in (lab.entry(dn_of("bo.chen")) or {"x": 1})
+    # the end came as a targeted cycle over the snapshot: Ana alone
+    [boundary] = [r for r in lab.audit() if r.get("activity_name") == "Targeted Cycle"]
+    assert boundary["unmapped"]["people"] == 1
     code, body = running.get("/healthz")
     assert code == 503
     assert "source unreadable" in json.loads(body)["reason"]

@@ -26,6 +26,7 @@ from syncd.core.plan import (
     Planned,
     absences,
     desired_groups,
+    execution_order,
     plan_with_waits,
     same_instant,
 )
@@ -713,7 +714,7 @@ def test_plan_is_independent_of_input_order_and_sorted() -> None:
     one = plan(people(*wanted), observed(*accounts))
     two = plan(people(*reversed(wanted)), observed(*reversed(accounts)))
     assert one == two
-    keys = [a.sort_key for a in one.actions]
+    keys = [execution_order(people(*wanted), NOW)(a) for a in one.actions]
     assert keys == sorted(keys)
     assert len(set(keys)) == len(keys)
     kinds = [a.kind for a in one.actions]
@@ -1045,3 +1046,19 @@ def test_absences_carry_first_seen_from_cycle_to_cycle(
         previous, wanted, seen, NOW, protected=frozenset(protected), complete=complete
     )
     assert result == expected
+
+
+def test_a_burst_of_ends_is_disabled_for_everyone_first_then_in_deadline_order() -> None:
+    early = person("zed", ENDED, last_end=at(-2))
+    late = person("amy", ENDED, last_end=at(-1))
+    result = plan(
+        people(early, late),
+        observed(account("zed", groups=(G_DEV,)), account("amy", groups=(G_DEV,))),
+    )
+    steps = [(a.kind, a.person) for a in result.actions if a.kind in (DISABLE, REMOVE)]
+    assert steps == [
+        (DISABLE, "zed@v.example"),
+        (DISABLE, "amy@v.example"),
+        (REMOVE, "zed@v.example"),
+        (REMOVE, "amy@v.example"),
+    ]

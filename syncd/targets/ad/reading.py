@@ -12,11 +12,13 @@ Called by ``targets.ad.target``; what it learns for the writes of the cycle
 * Read-back: for account actions, per 100 person keys one search per managed OU (OR
   filters on the key attribute, reading only the state attributes); for membership
   actions one base read of ``member`` per group asked for.
+* Observation of a few people (a targeted cycle): per ``FILTER_TERMS`` person keys one
+  search per managed OU reading what observation reads, groups from ``memberOf``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -25,7 +27,7 @@ from syncd.core.model import ActionKind, Observed, ObservedAccount, ReadBack
 from syncd.targets.ad import values as v
 from syncd.targets.ad.writes import MANAGER, Seen
 from syncd.targets.base import keep_first
-from syncd.targets.directory.connection import LdapConnection
+from syncd.targets.directory.connection import Entry, LdapConnection
 from syncd.targets.directory.operations import exists
 from syncd.targets.directory.readback import by_keys, members_of, split
 from syncd.targets.directory.values import any_of, chunks, first_int, lowered, normalize_dn, under
@@ -79,6 +81,24 @@ class AdReader:
         for base in self.bases():
             entries += self.conn.paged(base, key_filter, self.attributes())
         missing = frozenset(g for g in sorted(self.groups) if not exists(self.conn, g))
+        return Observed(self._accounts(entries), missing_groups=missing)
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        """The managed accounts of ``keys`` alone, as ``observe`` reads them (groups
+        from ``memberOf``): per 100 keys one search per managed OU."""
+        self.seen.clear()
+        entries = (
+            by_keys(
+                self.conn, self.bases(), self.config.key_attribute, keys, self.attributes(), USER
+            )
+            if keys
+            else []
+        )
+        wanted = {key.lower() for key in keys}
+        accounts = self._accounts(entries)
+        return Observed({k: a for k, a in accounts.items() if k in wanted})
+
+    def _accounts(self, entries: list[Entry]) -> dict[str, ObservedAccount]:
         decoded = [(dn, lowered(entry)) for dn, entry in sorted(entries, key=lambda e: e[0])]
         self.identities = self._identities(decoded)
         accounts: dict[str, ObservedAccount] = {}
@@ -86,7 +106,7 @@ class AdReader:
             account = self.account(dn, entry, self.identities)
             if account is not None:
                 keep_first(accounts, account, self.name)
-        return Observed(accounts, missing_groups=missing)
+        return accounts
 
     def account(
         self, dn: str, entry: Decoded, identities: Mapping[str, str]

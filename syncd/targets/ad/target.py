@@ -20,7 +20,7 @@ managed ones, only for managed accounts (the primary group is never touched).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -71,6 +71,9 @@ class AdDirectory:
     # -- observation -------------------------------------------------------------------
     def observe(self) -> Observed:
         return self.reader.observe()
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        return self.reader.observe_people(keys)
 
     def read_back(
         self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]

@@ -12,6 +12,12 @@ values: evidence says "present", never a value.
   filters on the key attribute under the base DN, reading only the lock and
   ``pwdEndTime``) and, for a revoke, one presence search per credential attribute.
   For membership actions one base read per group asked for.
+* Observation of a few people (a targeted cycle at a boundary): per 100 person keys one
+  search of their entries and one presence search per credential attribute (OR filters
+  on the key attribute), and, when any was found, one base read per managed group, as
+  in a full observation. Memberships come from the groups, not ``memberOf``: the
+  overlay tracks only some group classes. The group reads cost what the groups hold,
+  whatever the number of people.
 
 Which lock, expiry and credential attributes those are depends on the server's flavour
 (``targets.ldap.settings``): the reader asks its directory for the ``Settings`` when it
@@ -20,7 +26,7 @@ first needs them, and the root DSE is read then.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 
 from ldap3 import BASE, Connection
@@ -29,7 +35,7 @@ from ldap3.utils.conv import escape_filter_chars
 from syncd.config import LdapTarget
 from syncd.core.model import ActionKind, Observed, ObservedAccount, ReadBack
 from syncd.targets.base import keep_first
-from syncd.targets.directory.connection import LdapConnection
+from syncd.targets.directory.connection import Entry, LdapConnection
 from syncd.targets.directory.readback import by_keys, holders, members_of, scopes, split
 from syncd.targets.directory.values import (
     lowered,
@@ -83,29 +89,58 @@ class LdapReader:
         cfg = self.config
         key_filter = f"({escape_filter_chars(cfg.key_attribute)}=*)"
         entries = self.conn.paged(cfg.base_dn, key_filter, self.attributes())
-        self.credentials = self._holding(key_filter)
+        credentials = self._holding(key_filter)
         members, missing = members_of(self.conn, self.groups, cfg.member_attribute)
-        member_of = holders(members)
-        self.locks, self.keys = {}, {}
+        accounts = self._managed(entries, holders(members), credentials)
         settings = self.settings()
-        accounts: dict[str, ObservedAccount] = {}
-        for dn, entry in sorted(entries, key=lambda e: e[0]):
-            decoded = lowered(entry)
-            account = self.account(dn, decoded, member_of, self.credentials)
-            if account is None:
-                continue
-            ndn = normalize_dn(dn)
-            self.keys[ndn] = account.key
-            lock = decoded.get((settings.lock_attribute or "").lower(), ())
-            if not account.enabled and lock:
-                self.locks[ndn] = lock[0]
-            keep_first(accounts, account, self.name)
         return Observed(
             accounts,
             missing_groups=missing,
             native_expiry=settings.native_expiry,
             about=settings.about(),
         )
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        """The managed accounts of ``keys`` alone, as ``observe`` reads them (a
+        targeted cycle). The lock, expiry and credentials seen are remembered for the
+        writes of the cycle as after ``observe``."""
+        cfg = self.config
+        wanted = sorted({key.lower() for key in keys})
+        entries = by_keys(self.conn, [cfg.base_dn], cfg.key_attribute, wanted, self.attributes())
+        credentials: dict[str, set[str]] = {}
+        for scope in scopes(cfg.key_attribute, wanted):
+            for dn, held in self._holding(scope).items():
+                credentials.setdefault(dn, set()).update(held)
+        members = members_of(self.conn, self.groups, cfg.member_attribute)[0] if entries else {}
+        accounts = self._managed(entries, holders(members), credentials)
+        return Observed(
+            {key: account for key, account in accounts.items() if key in wanted},
+            native_expiry=self.settings().native_expiry,
+            about=self.settings().about(),
+        )
+
+    def _managed(
+        self,
+        entries: list[Entry],
+        member_of: Mapping[str, Iterable[str]],
+        credentials: dict[str, set[str]],
+    ) -> dict[str, ObservedAccount]:
+        """The managed accounts of ``entries``; what the writes need remembered."""
+        self.credentials, self.locks, self.keys = credentials, {}, {}
+        lock_attribute = (self.settings().lock_attribute or "").lower()
+        accounts: dict[str, ObservedAccount] = {}
+        for dn, entry in sorted(entries, key=lambda e: e[0]):
+            decoded = lowered(entry)
+            account = self.account(dn, decoded, member_of, credentials)
+            if account is None:
+                continue
+            ndn = normalize_dn(dn)
+            self.keys[ndn] = account.key
+            lock = decoded.get(lock_attribute, ())
+            if not account.enabled and lock:
+                self.locks[ndn] = lock[0]
+            keep_first(accounts, account, self.name)
+        return accounts
 
     def _holding(self, scope: str) -> dict[str, set[str]]:
         """Normalized DN -> the credential attributes present, for the entries matching

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -156,6 +156,11 @@ class LdapDirectory:
     def observe(self) -> Observed:
         self._usable()
         return self.reader.observe()
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        """The managed accounts of ``keys`` alone (see ``targets.ldap.reading``)."""
+        self._usable()
+        return self.reader.observe_people(keys)
 
     def read_back(
         self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]

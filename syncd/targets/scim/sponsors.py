@@ -19,7 +19,7 @@ who becomes a user is set as manager in that cycle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from syncd.core.model import Action, ObservedAccount
@@ -86,18 +86,28 @@ class Sponsors:
             elif name not in known.unresolved:
                 self.absent.pop(action.person, None)
 
-    def recheck(self, known: Known, accounts: Mapping[str, ObservedAccount]) -> None:
+    def recheck(
+        self,
+        known: Known,
+        accounts: Mapping[str, ObservedAccount],
+        within: Collection[str] | None = None,
+    ) -> None:
         """Look the remembered sponsors up again, for the observation: those of people
-        whose account still has no manager (the others are forgotten)."""
+        whose account still has no manager (the others are forgotten). ``within``: the
+        people observed, when only some were (the others are kept as they are)."""
+        kept = {k: n for k, n in self.absent.items() if within is not None and k not in within}
         self.absent = {
             key: name
             for key, name in self.absent.items()
-            if key in accounts and not accounts[key].attributes.get(mapping.MANAGER, ("?",))
+            if key not in kept
+            and key in accounts
+            and not accounts[key].attributes.get(mapping.MANAGER, ("?",))
         }
         self.resolve(known, set(self.absent.values()))
         for key, name in list(self.absent.items()):
             if known.managers.get(name, "") is not None and name not in known.unresolved:
                 del self.absent[key]  # a user now: the plan sets them as manager
+        self.absent.update(kept)
 
     def settled(self, known: Known, account: ObservedAccount) -> ObservedAccount:
         """``account`` with its unset manager shown as its sponsor when that sponsor

@@ -12,12 +12,17 @@ themselves (OR filters, about a hundred names a request), and the sponsors found
 be no users of the application in an earlier cycle (``targets.scim.sponsors``):
 requests grow with pages, not users.
 The server does not have to fill ``User.groups``: memberships come from the groups.
+
+A targeted cycle (the daemon at a contract's start or end) observes only some people
+(``observe_people``): their users by OR filters on ``externalId``, a page each at most
+(``people_batches``), and the configured groups as above; the discovery of the last
+cycle is reused. A server that cannot evaluate such a filter gets a full observation.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from scim2_models import ScimFilter
@@ -37,7 +42,7 @@ from syncd.targets.base import Report, keep_first
 from syncd.targets.scim import mapping
 from syncd.targets.scim.members import Memberships
 from syncd.targets.scim.readback import Reader
-from syncd.targets.scim.session import Known, ScimSession
+from syncd.targets.scim.session import UNEVALUATED, Known, ScimSession
 from syncd.targets.scim.sponsors import Sponsors
 from syncd.targets.scim.writes import Writer
 
@@ -66,12 +71,57 @@ class ScimDirectory:
         known = self.known = Known(self.session.discover(), prefix)
         users = self.session.search(known.caps.user, f"externalId sw {ScimFilter.quote(prefix)}")
         members, missing = self._groups(known)
+        accounts = self._accounts(known, users, members)
+        self.sponsors.recheck(known, accounts)
+        accounts = {key: self.sponsors.settled(known, a) for key, a in accounts.items()}
+        return Observed(accounts, missing_groups=missing)
+
+    def observe_people(self, keys: Collection[str]) -> Observed:
+        """The managed users of just these person keys, with their memberships in the
+        configured groups, as ``observe`` builds them. A fixed number of requests per
+        batch of keys (``people_batches``) plus the group look-ups of ``observe``,
+        whatever the number of managed users; no discovery when a cycle already did
+        it. Missing groups are left to full cycles, so ``missing_groups`` is empty."""
+        prefix = self.config.external_id_prefix
+        caps = self.known.caps if self.known is not None else self.session.discover()
+        known = self.known = Known(caps, prefix)
+        batches = people_batches(prefix, sorted(set(keys)), self.session.page_size)
+        try:
+            pages = self.session.pool().map(
+                lambda query: self.session.search(caps.user, query), batches
+            )
+            users = [user for page in pages for user in page]
+        except PermanentError as exc:
+            if exc.status not in UNEVALUATED:
+                raise
+            log.warning(
+                "%s: users cannot be looked up by externalId (%s); observing all managed "
+                "users for %d people instead",
+                self.name,
+                str(exc).removeprefix(f"{self.name}: "),
+                len(keys),
+                extra={"target": self.name},
+            )
+            everyone = self.observe()
+            wanted = set(keys)
+            return Observed({k: a for k, a in everyone.accounts.items() if k in wanted})
+        members, _ = self._groups(known)
+        accounts = self._accounts(known, users, members)
+        wanted = set(keys)
+        accounts = {k: a for k, a in accounts.items() if k in wanted}
+        self.sponsors.recheck(known, accounts, within=wanted)
+        return Observed({k: self.sponsors.settled(known, a) for k, a in accounts.items()})
+
+    def _accounts(
+        self, known: Known, users: list[dict[str, Any]], members: dict[str, set[str]]
+    ) -> dict[str, ObservedAccount]:
+        """Managed accounts by person key from user resources, recorded in ``known``."""
         managers = self._managers(known, users)
         known.identities.update(managers)
         paths = list(self.config.attributes)
         accounts: dict[str, ObservedAccount] = {}
         for resource in users:
-            account = mapping.account(resource, prefix, paths, members, managers)
+            account = mapping.account(resource, known.prefix, paths, members, managers)
             if account is None:
                 continue  # a server whose "sw" ignores case
             keep_first(accounts, account, self.name)
@@ -81,9 +131,7 @@ class ScimDirectory:
             version = (resource.get("meta") or {}).get("version")
             if version:
                 known.versions[account.ref] = str(version)
-        self.sponsors.recheck(known, accounts)
-        accounts = {key: self.sponsors.settled(known, a) for key, a in accounts.items()}
-        return Observed(accounts, missing_groups=missing)
+        return accounts
 
     def _groups(self, known: Known) -> tuple[dict[str, set[str]], frozenset[str]]:
         """Member id -> managed groups (configured names); and the missing groups."""
@@ -202,3 +250,17 @@ class ScimDirectory:
 
     def close(self) -> None:
         self.session.close()
+
+
+def people_batches(prefix: str, keys: Sequence[str], page_size: int) -> list[str]:
+    """OR filters on ``externalId`` for ``keys``: at most a page of keys each, so that
+    one request answers each (the server's ``filter.maxResults`` bounds the page), and
+    short enough for a URL (``mapping.any_of_filters``). Pure."""
+    size = max(1, page_size)
+    return [
+        query
+        for start in range(0, len(keys), size)
+        for query in mapping.any_of_filters(
+            "externalId", [prefix + key for key in keys[start : start + size]]
+        )
+    ]

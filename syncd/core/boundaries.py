@@ -1,0 +1,54 @@
+"""Who changes when: the person keys whose state changes in an interval of time. Pure.
+
+Called by ``syncd.daemon`` for targeted boundary cycles: at a boundary the daemon acts
+only on the people whose access changes at that instant, known from the contracts of
+the last accepted source (or its snapshot) and from when each orphan was first seen
+absent. A person changes at a grant time (start minus lead time) or an effective end
+of one of their contracts; an orphan changes when ``policy.orphan_grace`` runs out for
+it. Every other person's plan is the same as at the previous cycle (only deletes,
+which wait for ``delete_after``, come due at other times: the poll handles them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from syncd.core.desired import effective_end, grant_time, may_grant
+from syncd.core.model import Contract
+from syncd.core.policy import Policy
+
+
+def grace_ends(absent_since: Mapping[str, datetime], grace: timedelta) -> dict[str, datetime]:
+    """When each orphan's grace runs out: first seen absent plus ``orphan_grace``;
+    none when there is no grace (an orphan is handled whole at once)."""
+    if not grace:
+        return {}
+    return {key: since + grace for key, since in absent_since.items()}
+
+
+def changing(
+    contracts: Iterable[Contract],
+    policy: Policy,
+    after: datetime,
+    upto: datetime,
+    graces: Mapping[str, datetime],
+) -> frozenset[str]:
+    """The person keys whose state changes in ``(after, upto]``: a contract of theirs
+    is granted or ends then, or their orphan grace (``graces``, see ``grace_ends``)
+    runs out then. A termination without a date ended when it was read: the cycle that
+    read it handled it."""
+    keys = {key for key, end in graces.items() if after < end <= upto}
+    for contract in contracts:
+        if contract.person in keys or not may_grant(contract, policy):
+            continue
+        for moment in (grant_time(contract, policy), effective_end(contract, after)):
+            if after < moment <= upto:
+                keys.add(contract.person)
+                break
+    return frozenset(keys)
+
+
+def next_grace_end(graces: Mapping[str, datetime], now: datetime) -> datetime | None:
+    """The first orphan grace that runs out after ``now``."""
+    return min((end for end in graces.values() if end > now), default=None)

@@ -1,0 +1,85 @@
+"""Targeted boundary cycles: what the daemon does when only a boundary is due.
+
+Called by ``syncd.daemon``. A full cycle reads the whole source and observes every
+target's whole managed scope; at 100k accounts that takes long enough to make an access
+end late. When only a boundary has come (not the poll, not a change of the source, not
+a retry after a failure, not a reload), the daemon instead plans from the ``Basis`` its
+last full cycle left: the contracts of the last accepted source (or of the snapshot,
+when the source was down: then expiries only, as in a full cycle), and each target's
+count of managed accounts, which percentage safety limits are taken of. Only the people
+whose state changes since the last handled instant (``syncd.core.boundaries``) are
+observed (``Target.observe_people``) and planned, with the same planner and verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from syncd.config import Config
+from syncd.core.boundaries import changing, grace_ends, next_grace_end
+from syncd.core.desired import next_boundary
+from syncd.engine import CyclePlan, SourceRead, plan_targeted
+from syncd.targets.base import Target
+from syncd.watch import Reading
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What targeted cycles plan from until the next full cycle: its reading (the
+    raw records dropped: only the validated contracts are needed) and, per target, the
+    managed accounts it observed."""
+
+    source: SourceRead
+    degraded: str  # why the contracts come from the snapshot ("" when they do not)
+    managed: Mapping[str, int]
+
+    @classmethod
+    def of(cls, reading: Reading, cycle: CyclePlan) -> Basis | None:
+        """The basis a full cycle leaves; None when it had no contracts to plan with."""
+        if reading.source is None:
+            return None
+        managed = {plan.target: plan.managed for plan in cycle.plans}
+        return cls(replace(reading.source, records=[]), reading.degraded, managed)
+
+    @property
+    def reading(self) -> Reading:
+        """As the daemon's reading of the source: what ``verdict`` judges a cycle by."""
+        return Reading(self.source, self.degraded)
+
+    def covers(self, targets: Mapping[str, Target]) -> bool:
+        """The last full cycle observed every one of ``targets``."""
+        return bool(targets) and all(name in self.managed for name in targets)
+
+
+def plan_boundary(
+    config: Config,
+    now: datetime,
+    after: datetime,
+    basis: Basis,
+    targets: dict[str, Target],
+    absent_since: Mapping[str, datetime],
+) -> tuple[CyclePlan, datetime | None]:
+    """Plan a targeted cycle over the people whose state changes in ``(after, now]``;
+    also the next instant to wake at (a grant, an end, an orphan's grace)."""
+    source = basis.source
+    policy = config.core_policy()
+    graces = grace_ends(absent_since, policy.orphan_grace)
+    keys = changing(source.contracts, policy, after, now, graces)
+    cycle = plan_targeted(
+        config,
+        now,
+        targets,
+        source,
+        keys,
+        basis.managed,
+        expiries_only=bool(basis.degraded),
+        absent_since=absent_since,
+    )
+    moments = (
+        next_boundary(source.contracts, policy, now),
+        next_grace_end(graces, now),
+        cycle.grace_end,
+    )
+    return cycle, min((t for t in moments if t is not None), default=None)

@@ -1,0 +1,102 @@
+"""Targeted boundary cycles against a real slapd: ``observe_people`` reads what
+``observe`` reads for the people asked for, and ``syncd run`` handles a boundary with a
+targeted cycle while the source changes and for a burst of ends (while it is down:
+``tests.integration.test_daemon``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from syncd.config import load_config
+from syncd.engine import open_target
+from tests.integration.test_daemon import (
+    START_MARGIN,
+    Running,
+    daemon,
+    disabled_at,
+    wait_for,
+)
+from tests.labs.common import contract, day, moment
+from tests.labs.ldap import GROUPS, Lab, dn_of
+
+__all__ = ["daemon"]  # the fixture, shared with tests.integration.test_daemon
+LOCK = "pwdaccountlockedtime"
+
+
+def targeted(lab: Lab) -> list[dict[str, object]]:
+    return [r for r in lab.audit() if r.get("activity_name") == "Targeted Cycle"]
+
+
+def test_observe_people_reads_what_observe_reads_for_those_people(lab: Lab) -> None:
+    lab.contracts(
+        *[contract(f"C-{i}", "Per", f"Son{i}", ["developer"], day(-1), day(9)) for i in range(5)],
+        contract("C-9", "Ana", "Lopez", ["writer", "operator"], day(-1), day(9)),
+    )
+    assert lab.syncd("sync").code == 0
+    lab.set_password(dn_of("ana.lopez"))
+    target = open_target(load_config(lab.config_path), "corp")
+    try:
+        everyone = target.observe()
+        keys = {"ana.lopez@vendor.example", "per.son3@vendor.example", "nobody@vendor.example"}
+        some = target.observe_people(keys)
+    finally:
+        target.close()
+    assert some.accounts == {k: a for k, a in everyone.accounts.items() if k in keys}
+    assert some.accounts["ana.lopez@vendor.example"].has_credentials
+    assert GROUPS["ops"] in some.accounts["ana.lopez@vendor.example"].groups
+    assert some.native_expiry == everyone.native_expiry
+    assert (some.conflicts, some.missing_groups) == ({}, frozenset())
+
+
+def test_a_boundary_while_another_contract_changes_in_the_source(
+    lab: Lab, daemon: Callable[..., Running]
+) -> None:
+    end = moment(START_MARGIN)
+    ana = contract("C-1", "Ana", "Lopez", ["developer"], day(-1), end)
+    bo = contract("C-2", "Bo", "Chen", ["writer"], day(-1), day(10))
+    lab.contracts(ana, bo)
+    running = daemon()
+    assert lab.entry(dn_of("ana.lopez")) is not None, "the daemon took too long to start"
+    lab.contracts(ana, {**bo, "roles": ["operator"]})  # a full cycle, before the end
+
+    wait_for(lambda: LOCK in (lab.entry(dn_of("ana.lopez")) or {}), 12, running)
+    wait_for(lambda: "bo.chen" in str(lab.members(GROUPS["ops"])), 5, running)
+
+    assert (disabled_at(lab, "ana.lopez") - datetime.fromisoformat(end)).total_seconds() <= 1
+    assert "ana.lopez" not in str(lab.members(GROUPS["developers"]))
+    assert "bo.chen" not in str(lab.members(GROUPS["wiki-editors"]))
+    [record] = targeted(lab)
+    assert record["unmapped"]["people"] == 1  # type: ignore[index]
+    assert running.stop() == 0
+
+
+def test_a_burst_of_ends_at_one_second_disables_everyone_first(
+    lab: Lab, daemon: Callable[..., Running]
+) -> None:
+    end = moment(START_MARGIN + 4)
+    ending = [contract(f"C-{i}", "End", f"Ing{i}", ["developer"], day(-1), end) for i in range(40)]
+    staying = [
+        contract(f"C-S{i}", "Stay", f"Er{i}", ["writer"], day(-1), day(9)) for i in range(20)
+    ]
+    lab.contracts(*ending, *staying)
+    running = daemon(interval="300s")
+    for i in range(40):
+        lab.set_password(dn_of(f"end.ing{i}"))
+
+    wait_for(lambda: all(LOCK in (lab.entry(dn_of(f"end.ing{i}")) or {}) for i in range(40)), 15)
+    wait_for(lambda: not any("end.ing" in m for m in lab.members(GROUPS["developers"])), 5)
+
+    records = [r for r in lab.audit() if r["status"] == "Success"]
+    disables = [r for r in records if r.get("activity_name") == "Disable"]
+    removals = [r for r in records if r.get("activity_name") == "Remove User"]
+    resets = [r for r in records if r.get("activity_name") == "Password Reset"]
+    assert len(disables) == 40
+    assert max(r["time"] for r in disables) <= min(r["time"] for r in removals + resets)
+    last = datetime.fromisoformat(disables[-1]["time_dt"].replace("Z", "+00:00"))
+    print(f"burst of 40: last disable {(last - datetime.fromisoformat(end)).total_seconds():.3f} s")
+    assert (last - datetime.fromisoformat(end)).total_seconds() <= 2
+    assert all("userpassword" not in (lab.entry(dn_of(f"end.ing{i}")) or {}) for i in range(40))
+    [record] = targeted(lab)
+    assert record["unmapped"]["people"] == 40  # type: ignore[index]
+    assert running.stop() == 0

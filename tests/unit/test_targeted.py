@@ -1,0 +1,221 @@
+"""Targeted boundary cycles (``syncd.core.boundaries``, ``syncd.engine.plan_targeted``,
+``syncd.targeted``): the plan over the people changing at a boundary is the full plan
+restricted to them, nobody whose state changes is left out, and the daemon runs one
+when only a boundary is due. The worlds are those of ``tests.unit.test_properties``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syncd.core.boundaries import changing, grace_ends, next_grace_end
+from syncd.core.desired import resolve
+from syncd.core.model import ActionKind, Cause, Observed, TargetPlan
+from syncd.core.plan import plan_with_waits
+from syncd.core.policy import Policy
+from syncd.errors import TargetError
+from syncd.watch import Schedule
+from tests.unit.test_daemon import (
+    ANA,
+    BO,
+    Bench,
+    bench,
+    contract,
+    disabled_at,
+    in_days,
+    seconds_ahead,
+    wait_for,
+)
+from tests.unit.test_properties import NOW, SETTINGS, World, _six_hours, bits, simulate, worlds
+
+
+def targeted_plan(world: World, keys: frozenset[str], **kwargs: object) -> TargetPlan:
+    """What a targeted cycle plans: the contracts and accounts of ``keys`` alone, limits
+    taken of every managed account (the last full observation's count)."""
+    people = resolve([c for c in world.contracts if c.person in keys], world.policy, NOW)
+    accounts = {k: a for k, a in world.accounts.items() if k in keys}
+    return plan_with_waits(
+        world.target,
+        people,
+        Observed(MappingProxyType(accounts)),
+        NOW,
+        delete_after=world.delete_after,
+        managed=len(world.accounts),
+        **kwargs,  # type: ignore[arg-type]
+    ).plan
+
+
+@SETTINGS
+@given(
+    worlds(limits=True, crowd=4),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=0, max_value=255),
+    st.booleans(),
+)
+def test_a_targeted_plan_is_the_full_plan_restricted_to_its_people(
+    world: World, steps: int, mask: int, expiries_only: bool
+) -> None:
+    after = NOW - _six_hours(steps)
+    everyone = sorted({c.person for c in world.contracts} | set(world.accounts))
+    keys = changing(world.contracts, world.policy, after, NOW, {}) | set(bits(mask, everyone))
+    full = world.plan(expiries_only=expiries_only)
+    targeted = targeted_plan(world, frozenset(keys), expiries_only=expiries_only)
+    restricted = [a for a in full.actions if a.person in keys]
+    assert [replace(a, held="") for a in targeted.actions] == [
+        replace(a, held="") for a in restricted
+    ]
+    # The same verdicts, except that a limit the whole scope's orphans reach may not be
+    # reached by the few a targeted cycle sees: it never does what a full cycle holds
+    # not, and a contract's own end is never held.
+    for mine, theirs in zip(targeted.actions, restricted, strict=True):
+        assert not mine.held or theirs.held
+        if not full.held:
+            assert mine == theirs
+        assert not (
+            mine.held and mine.cause is Cause.CONTRACT and mine.kind is not ActionKind.DELETE
+        )
+    assert targeted.managed == full.managed
+    assert {c.person for c in targeted.conflicts} <= {c.person for c in full.conflicts}
+
+
+@SETTINGS
+@given(worlds(), st.integers(min_value=1, max_value=12), st.booleans())
+def test_nobody_whose_state_changes_is_left_out(world: World, steps: int, grace: bool) -> None:
+    """Converge at ``after``; at ``NOW`` the full plan acts only on the people that
+    ``changing`` names (deletes wait for the poll: ``delete_after`` is no boundary)."""
+    after = NOW - _six_hours(steps)
+    orphan_grace = _six_hours(steps) if grace else timedelta(0)
+    absent = {k: after for k in world.accounts if k not in {c.person for c in world.contracts}}
+    at_after = plan_with_waits(
+        world.target,
+        resolve(world.contracts, world.policy, after),
+        world.observed(),
+        after,
+        allow_mass_change=True,
+        absent_since=absent,
+        orphan_grace=orphan_grace,
+    )
+    converged = simulate(world.accounts, at_after.plan.actions)
+    now = plan_with_waits(
+        world.target,
+        world.people(),
+        world.observed(converged),
+        NOW,
+        allow_mass_change=True,
+        absent_since=absent,
+        orphan_grace=orphan_grace,
+    )
+    graces = grace_ends(absent, orphan_grace)
+    keys = changing(world.contracts, world.policy, after, NOW, graces)
+    acted = {a.person for a in now.plan.actions if a.kind is not ActionKind.DELETE}
+    assert acted <= keys
+
+
+def test_grace_ends_and_the_next_one() -> None:
+    since = {"a": NOW, "b": NOW - timedelta(days=2)}
+    graces = grace_ends(since, timedelta(days=1))
+    assert graces == {"a": NOW + timedelta(days=1), "b": NOW - timedelta(days=1)}
+    assert next_grace_end(graces, NOW) == NOW + timedelta(days=1)
+    assert grace_ends(since, timedelta(0)) == {}
+    assert changing([], Policy(), NOW, NOW + timedelta(days=1), graces) == {"a"}
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def test_only_a_boundary_due_after_a_handled_cycle_is_targeted() -> None:
+    schedule = Schedule(next_poll=at(300).timestamp(), boundary=at(10))
+    assert not schedule.only_boundary(at(11).timestamp())  # no cycle handled anything yet
+    schedule.finished(succeeded=True, planned_at=NOW)
+    assert schedule.handled == NOW
+    assert not schedule.only_boundary(at(9).timestamp())  # not yet
+    assert schedule.only_boundary(at(11).timestamp())
+    assert not schedule.only_boundary(at(301).timestamp())  # the poll is due too
+    schedule.started(at(11).timestamp(), 300.0, targeted=True)
+    assert schedule.next_poll == at(300).timestamp()  # a targeted cycle leaves the poll
+    schedule.failed(at(12).timestamp(), 300.0, 1.0)
+    assert not schedule.only_boundary(at(13).timestamp())  # a retry is a full cycle
+
+
+__all__ = ["bench"]  # the fixture, shared with tests.unit.test_daemon
+
+
+def test_a_boundary_alone_runs_a_targeted_cycle_over_the_people_it_concerns(
+    bench: Bench,
+) -> None:
+    end = seconds_ahead(2)
+    bench.contracts(contract("C-1", "ana", end), contract("C-2", "bo", in_days(10)))
+    running = bench.started()
+    assert bench.corp.observations == [None]  # the first cycle is a full one
+
+    wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="ok") == 1, 5)
+
+    assert bench.corp.observations == [None, frozenset({ANA})]
+    assert 0 <= (disabled_at(bench, "ana") - end).total_seconds() <= 1.0
+    assert not bench.corp.accounts[ANA].enabled
+    assert bench.corp.accounts[BO].enabled
+    assert running.sample("syncd_cycles_total", result="ok") == 2
+    [record] = [r for r in bench.audit() if r.get("activity_name") == "Targeted Cycle"]
+    assert record["unmapped"]["people"] == 1
+    assert "1 people" in record["message"]
+    assert running.daemon.schedule.next_poll > time.time() + 200  # the poll stays put
+    assert "targeted, 1 people" in running.daemon.last_status
+    running.stop()
+
+
+def test_targeted_cycles_can_be_switched_off(bench: Bench) -> None:
+    bench.write_config(targeted_cycles="false")
+    end = seconds_ahead(2)
+    bench.contracts(contract("C-1", "ana", end), contract("C-2", "bo", in_days(10)))
+    running = bench.started()
+
+    wait_for(lambda: running.sample("syncd_expiry_lag_seconds_count") == 1, 5)
+
+    assert bench.corp.observations == [None, None]
+    assert running.sample("syncd_targeted_cycles_total", result="ok") is None
+    running.stop()
+
+
+def test_a_boundary_during_a_source_outage_plans_from_the_snapshot(bench: Bench) -> None:
+    end = seconds_ahead(3)
+    bench.contracts(contract("C-1", "ana", end), contract("C-2", "bo", in_days(10)))
+    running = bench.started()
+    bench.write_source("contracts: [unclosed")
+    wait_for(lambda: running.sample("syncd_cycles_total", result="source_error") == 1, 5)
+
+    wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="source_error") == 1, 5)
+
+    assert bench.corp.observations[-1] == frozenset({ANA})
+    assert 0 <= (disabled_at(bench, "ana") - end).total_seconds() <= 1.0
+    assert bench.corp.accounts[BO].enabled
+    running.stop()
+
+
+def test_a_boundary_that_passes_while_a_full_cycle_runs_is_not_lost(bench: Bench) -> None:
+    end = seconds_ahead(3)
+    bench.contracts(contract("C-1", "ana", end), contract("C-2", "bo", in_days(10)))
+    slow: list[float] = []
+
+    def slow_full_observation(keys: Collection[str] | None) -> TargetError | None:
+        if keys is None and slow:
+            time.sleep(slow.pop())
+        return None
+
+    bench.corp.observe_fault = slow_full_observation
+    running = bench.started()
+    wait_for(lambda: time.time() >= end.timestamp() - 1.0, 5)
+    slow.append(2.0)  # planned before the end, finished after it
+    running.controls.request_cycle()
+
+    wait_for(lambda: not bench.corp.accounts[ANA].enabled, 5)
+
+    assert bench.corp.observations == [None, None, frozenset({ANA})]
+    assert (disabled_at(bench, "ana") - end).total_seconds() <= 2.0
+    running.stop()
