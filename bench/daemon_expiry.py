@@ -195,7 +195,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def scale_runs(
-    root: Path, sizes: list[int], quick: bool
+    root: Path, sizes: list[int], quick: bool, targets: tuple[str, ...] = ("ldap", "scim")
 ) -> tuple[dict[tuple[str, int, bool | None], Scale], bool]:
     """(target, accounts, targeted) -> what (c) measured; whether the key exists."""
     supported = accepts_targeted(root / "probe")
@@ -203,7 +203,7 @@ def scale_runs(
     staggered, spread, burst = (50, 20, 500) if quick else (200, 60, 5000)
     out = {}
     for n in sizes:
-        for target in ("ldap", "scim"):
+        for target in targets:
             for mode in modes:
                 work = root / f"{target}-{n}-{mode}"
                 shape = (n, staggered, spread, burst)
@@ -253,16 +253,27 @@ def main() -> int:
     parser.add_argument(
         "--n", type=int, nargs="+", help="managed accounts for (c) (default 10000; quick 2000)"
     )
+    parser.add_argument(
+        "--scale-only", action="store_true", help="run (c) alone, skipping (a) and (b)"
+    )
+    parser.add_argument(
+        "--targets", nargs="+", choices=["ldap", "scim"], default=["ldap", "scim"], help="for (c)"
+    )
     args = parser.parse_args()
     count, spread = (50, 20) if args.quick else (200, 60)
     accounts, idle = (2000, 10) if args.quick else (10000, 30)
     sizes = args.n or ([2000] if args.quick else [10000])
+    if args.scale_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs, supported = scale_runs(Path(tmp), sizes, args.quick, tuple(args.targets))
+        print_scale(runs, supported, args.quick)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "lag").mkdir()
         (Path(tmp) / "idle").mkdir()
         lags = sorted(expiry_lag(Path(tmp) / "lag", count, spread))
         cpu, rss, base_cpu, base_rss = idle_cost(Path(tmp) / "idle", accounts, idle)
-        runs, supported = scale_runs(Path(tmp) / "scale", sizes, args.quick)
+        runs, supported = scale_runs(Path(tmp) / "scale", sizes, args.quick, tuple(args.targets))
     p99 = percentile(lags, 0.99)
     print(
         f"syncd run benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "

@@ -1,7 +1,9 @@
 """Run a target's plan: audit intent, send, read back, audit outcome; report.
 
 Called by ``syncd.engine.run_cycle`` for each target after planning. Actions go out in
-plan order, in chunks of one kind (the target's ``batch_size``): the chunk's intents
+plan order, in chunks of one kind: the first chunks are small (``FIRST_CHUNK``, doubling
+up to the target's ``batch_size``), so that in a burst of revocations the first disables
+are on the target and verified within a second, not after a thousand. The chunk's intents
 are written and fsynced before any of its writes is sent, so a crash never leaves a
 change without its intent on disk. A failed create skips the rest of that person's
 actions; other failures are reported and the cycle goes on. When the target is
@@ -13,7 +15,9 @@ accounts and groups are read back (``Target.read_back``, a few requests per chun
 each answer is verified against what the action meant (``core.verify``); a change the
 target did not keep is a Failure naming what it holds, and the next cycle plans it
 again. Members outside the managed scope that changed under a membership chunk are
-recorded as collateral changes, never repaired.
+recorded as collateral changes, never repaired: compared with the group as the cycle's
+observation read it (``Observed.others``) or, for a target whose observation does not
+read groups whole, as read before the chunk's writes; after a chunk, as read back.
 """
 
 from __future__ import annotations
@@ -23,12 +27,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from syncd.audit import AuditWriter
-from syncd.core.model import Action, ActionKind, Collateral, Outcome, ReadBack, TargetPlan
+from syncd.core.model import (
+    Action,
+    ActionKind,
+    Collateral,
+    Observed,
+    Outcome,
+    ReadBack,
+    TargetPlan,
+)
 from syncd.core.verify import CHECKED, collateral, verified
 from syncd.errors import TargetError, TemporaryError
 from syncd.targets.base import Target
 
 log = logging.getLogger(__name__)
+# The size of a plan's first chunk; each next chunk is twice the last, up to batch_size.
+FIRST_CHUNK = 50
 
 
 @dataclass
@@ -53,21 +67,27 @@ def apply_plan(
     audit: AuditWriter,
     correlation: str,
     stopping: Callable[[], bool] = lambda: False,
+    observed: Observed | None = None,
 ) -> ApplyReport:
     """Run ``plan``; ``stopping`` is asked between chunks (the daemon's SIGTERM): the
-    write in flight finishes, the rest is reported as not attempted."""
+    write in flight finishes, the rest is reported as not attempted. ``observed``: the
+    cycle's observation of the target, whose groups read in full need no second read
+    before the writes."""
     run = _Run(target, audit, correlation, ApplyReport(plan.target))
+    if observed is not None:
+        run.others.update(observed.others)
     for action in plan.held:
         audit.held(action, correlation)
     for conflict in plan.conflicts:
         audit.conflict(conflict, correlation)
     report = run.report
-    chunk = target.batch_size
+    chunk = min(FIRST_CHUNK, target.batch_size)
     pending: list[Action] = []
     for action in plan.runnable:
         if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
             run.send(pending)
             pending = []
+            chunk = min(chunk * 2, target.batch_size)
         # Asked between chunks only: the chunk being gathered is sent whole.
         stop = not pending and stopping()
         if report.unavailable or stop or action.person in run.failed_creates:

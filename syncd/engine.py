@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
@@ -35,7 +35,6 @@ from syncd.core.model import (
     InvalidRecord,
     Observed,
     Person,
-    PersonState,
     TargetPlan,
 )
 from syncd.core.plan import Wait, absences, plan_with_waits
@@ -43,7 +42,7 @@ from syncd.core.policy import TargetPolicy
 from syncd.errors import SyncdError, TargetError
 from syncd.sources import file as file_source
 from syncd.targets.ad import AdDirectory
-from syncd.targets.base import Target
+from syncd.targets.base import Target, observation
 from syncd.targets.ldap import LdapDirectory
 from syncd.targets.scim import ScimDirectory
 
@@ -181,7 +180,7 @@ def plan_cycle(
             config,
             cycle,
             name,
-            partial(_observe, target, people),
+            partial(observation, target, people),
             protected,
             allow_mass_change=allow_mass_change,
             expiries_only=expiries_only,
@@ -228,7 +227,7 @@ def plan_targeted(
             config,
             cycle,
             name,
-            partial(_observe, target, people, keys),
+            partial(observation, target, people, keys, managed.get(name)),
             protected,
             expiries_only=expiries_only,
             absent_since=previous,
@@ -276,26 +275,6 @@ def _plan_target(
     cycle.waits[name] = planned.waits
 
 
-def _observe(
-    target: Target, people: dict[str, Person], keys: frozenset[str] | None = None
-) -> Observed:
-    """What ``target`` holds (for ``keys`` only, when given), with the conflicts in the
-    way of the accounts to create."""
-    observed = target.observe() if keys is None else target.observe_people(keys)
-    for group in sorted(observed.missing_groups):
-        log.error(
-            "%s: managed group %s does not exist", target.name, group, extra={"target": target.name}
-        )
-    wanted = [
-        (p.key, p.username)
-        for p in people.values()
-        if p.state is PersonState.ACTIVE and p.key not in observed.accounts
-    ]
-    if not wanted:
-        return observed
-    return replace(observed, conflicts=target.find_conflicts(wanted))
-
-
 def run_cycle(
     cycle: CyclePlan,
     targets: dict[str, Target],
@@ -334,7 +313,15 @@ def run_cycle(
             correlation,
         )
     reports = [
-        apply_plan(plan, targets[plan.target], audit, correlation, stopping) for plan in cycle.plans
+        apply_plan(
+            plan,
+            targets[plan.target],
+            audit,
+            correlation,
+            stopping,
+            cycle.observed.get(plan.target),
+        )
+        for plan in cycle.plans
     ]
     # A targeted cycle saw a few accounts, not the managed scope: the next full one attests.
     attestations = attest_cycle(cycle, reports) if cycle.targeted is None else []

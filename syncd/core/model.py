@@ -127,6 +127,10 @@ class Observed:
     # as configured), and a line for the plan saying what it found and chose.
     native_expiry: bool | None = None
     about: str = ""
+    # The members outside the managed scope of each managed group the observation read
+    # in full (in the target's own member ids): where ``apply`` starts its watch for
+    # collateral changes, instead of reading those groups again before its writes.
+    others: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class ActionKind(enum.StrEnum):

@@ -71,11 +71,17 @@ class MemoryTarget:
 
     def observe(self) -> Observed:
         self._observing(None)
-        return Observed(self._held(self.accounts), missing_groups=self.managed - set(self.groups))
+        missing = self.managed - set(self.groups)
+        return Observed(self._held(self.accounts), missing_groups=missing, others=self._others())
 
     def observe_people(self, keys: Collection[str]) -> Observed:
         self._observing(keys)
-        return Observed(self._held(set(keys)))
+        return Observed(self._held(set(keys)), others=self._others())
+
+    def _others(self) -> dict[str, frozenset[str]]:
+        """Per group, the members that are not managed accounts."""
+        with self._lock:
+            return {g: frozenset(m - set(self.accounts)) for g, m in self.groups.items()}
 
     def _observing(self, keys: Collection[str] | None) -> None:
         """Count the observation (``keys``: None for the whole scope) and raise what

@@ -69,6 +69,24 @@ def test_actions_go_out_in_chunks_of_one_kind_and_the_targets_batch_size(tmp_pat
     assert set(target.accounts) == {f"p{i}" for i in range(5)}
 
 
+def test_a_burst_starts_with_small_chunks_so_the_first_disables_land_at_once(
+    tmp_path: Path,
+) -> None:
+    # 50 first, then doubling up to the batch size: the first outcomes are written after
+    # 50 writes and their read-back, not after a thousand.
+    target = MemoryTarget("mem", batch_size=300)
+    for i in range(1000):
+        target.accounts[f"p{i}"] = ObservedAccount(
+            f"p{i}", f"mem:user{i}", f"user{i}", True, None, False
+        )
+
+    report = run(target, [disable(i) for i in range(1000)], tmp_path / "audit.jsonl")
+
+    assert target.batches == [(ActionKind.DISABLE, n) for n in (50, 100, 200, 300, 300, 50)]
+    assert len(report.done) == 1000
+    assert not any(account.enabled for account in target.accounts.values())
+
+
 def test_every_intent_of_a_chunk_is_on_disk_before_the_chunk_is_sent(tmp_path: Path) -> None:
     trail = tmp_path / "audit.jsonl"
     on_disk_when_sent: list[list[tuple[str, str]]] = []
@@ -228,6 +246,25 @@ def test_members_outside_the_managed_scope_that_change_under_a_write_are_collate
     assert record["unmapped"]["vanished"] == ["other", "outsider"]
     assert record["group"]["uid"] == GROUP
     assert verify([trail]).ok
+
+
+def test_the_observation_is_the_picture_of_a_group_before_the_writes(tmp_path: Path) -> None:
+    # The cycle's observation read the group whole: no second read before the writes,
+    # and a member that vanished since the observation is collateral of the chunk.
+    target = MemoryTarget("mem", groups={GROUP: {"outsider", "other"}})
+    target.accounts["p0"] = _account(0)
+    observed = target.observe()
+    target.groups[GROUP].discard("other")
+    trail = tmp_path / "audit.jsonl"
+
+    with AuditWriter(trail) as audit:
+        plan = TargetPlan("mem", (add(0),))
+        report = apply_plan(plan, target, audit, "c1", observed=observed)
+
+    assert observed.others == {GROUP: frozenset({"outsider", "other"})}
+    assert target.reads == [(0, 1)]  # the read-back alone
+    assert [(c.group, c.vanished) for c in report.collateral] == [(GROUP, frozenset({"other"}))]
+    assert target.groups[GROUP] == {"p0", "outsider"}
 
 
 def test_a_failed_read_back_leaves_outcomes_as_answered_and_unverified(tmp_path: Path) -> None:

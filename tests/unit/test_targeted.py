@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from syncd.core.model import ActionKind, Cause, Observed, TargetPlan
 from syncd.core.plan import plan_with_waits
 from syncd.core.policy import Policy
 from syncd.errors import TargetError
+from syncd.targets import base
 from syncd.watch import Schedule
 from tests.unit.test_daemon import (
     ANA,
@@ -218,4 +220,44 @@ def test_a_boundary_that_passes_while_a_full_cycle_runs_is_not_lost(bench: Bench
 
     assert bench.corp.observations == [None, None, frozenset({ANA})]
     assert (disabled_at(bench, "ana") - end).total_seconds() <= 2.0
+    running.stop()
+
+
+def test_a_burst_over_a_large_share_of_the_scope_is_observed_whole(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looking up most of the scope by key costs more than reading it whole: a burst over
+    # more than a quarter of the managed accounts is observed in one pass, and planned
+    # for its people alone (an account outside the burst is no orphan).
+    monkeypatch.setattr(base, "WHOLE_LEAST", 2)
+    end = seconds_ahead(2)
+    later = in_days(10)
+    bench.contracts(
+        contract("C-1", "ana", end), contract("C-2", "bo", end), contract("C-3", "cy", later)
+    )
+    running = bench.started()
+
+    wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="ok") == 1, 5)
+
+    assert bench.corp.observations == [None, None]  # the targeted one observed whole
+    assert not bench.corp.accounts[ANA].enabled
+    assert not bench.corp.accounts[BO].enabled
+    assert bench.corp.accounts["cy@vendor.example"].enabled
+    [record] = [r for r in bench.audit() if r.get("activity_name") == "Targeted Cycle"]
+    assert record["unmapped"]["people"] == 2
+    acted = {r["user"]["name"] for r in bench.audit() if r.get("activity_name") == "Disable"}
+    assert acted == {"ana", "bo"}
+    running.stop()
+
+
+def test_a_burst_below_the_least_number_is_looked_up_by_key(bench: Bench) -> None:
+    end = seconds_ahead(2)
+    bench.contracts(
+        contract("C-1", "ana", end), contract("C-2", "bo", end), contract("C-3", "cy", in_days(9))
+    )
+    running = bench.started()
+
+    wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="ok") == 1, 5)
+
+    assert bench.corp.observations == [None, frozenset({ANA, BO})]
     running.stop()

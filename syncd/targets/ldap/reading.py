@@ -98,6 +98,7 @@ class LdapReader:
             missing_groups=missing,
             native_expiry=settings.native_expiry,
             about=settings.about(),
+            others=split(members, self.keys)[1],
         )
 
     def observe_people(self, keys: Collection[str]) -> Observed:
@@ -106,6 +107,7 @@ class LdapReader:
         writes of the cycle as after ``observe``."""
         cfg = self.config
         wanted = sorted({key.lower() for key in keys})
+        asked = set(wanted)
         entries = by_keys(self.conn, [cfg.base_dn], cfg.key_attribute, wanted, self.attributes())
         credentials: dict[str, set[str]] = {}
         for scope in scopes(cfg.key_attribute, wanted):
@@ -114,9 +116,10 @@ class LdapReader:
         members = members_of(self.conn, self.groups, cfg.member_attribute)[0] if entries else {}
         accounts = self._managed(entries, holders(members), credentials)
         return Observed(
-            {key: account for key, account in accounts.items() if key in wanted},
+            {key: account for key, account in accounts.items() if key in asked},
             native_expiry=self.settings().native_expiry,
             about=self.settings().about(),
+            others=split(members, self.keys)[1],
         )
 
     def _managed(

@@ -17,7 +17,7 @@ Accounts are built as the observation builds them (``mapping.account``); their
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from syncd.core.model import ObservedAccount, ReadBack
@@ -64,24 +64,13 @@ class Reader:
             found[key] = account
             if resource is not None and account is not None:
                 evidence[key] = _evidence(resource, members, held)
-        managed = self._managed()
+        managed = managed_ids(self.known)
         return ReadBack(
             found,
             evidence,
             {n: frozenset(managed[i] for i in ids if i in managed) for n, (_, ids) in held.items()},
-            {n: frozenset(i for i in ids if i not in managed) for n, (_, ids) in held.items()},
+            others(self.known, {n: ids for n, (_, ids) in held.items()}),
         )
-
-    def _managed(self) -> dict[str, str]:
-        """SCIM id -> person key of the managed users: observed this cycle as managed,
-        or created by it."""
-        prefix = self.known.prefix
-        managed = {user: key for key, user in self.known.ids.items()}
-        for user, resource in self.known.users.items():
-            external = str(resource.get("externalId") or "")
-            if external.startswith(prefix):
-                managed[user] = external[len(prefix) :].lower()
-        return managed
 
     def _account(
         self, resource: Mapping[str, Any], members: Mapping[str, set[str]]
@@ -141,6 +130,25 @@ class Reader:
             raise
         ids = {str(m.get("value")) for m in resource.get("members") or [] if m.get("value")}
         return str(resource.get("displayName") or ""), ids
+
+
+def managed_ids(known: Known) -> dict[str, str]:
+    """SCIM id -> person key of the managed users: observed this cycle as managed, or
+    created by it."""
+    prefix = known.prefix
+    managed = {user: key for key, user in known.ids.items()}
+    for user, resource in known.users.items():
+        external = str(resource.get("externalId") or "")
+        if external.startswith(prefix):
+            managed[user] = external[len(prefix) :].lower()
+    return managed
+
+
+def others(known: Known, held: Mapping[str, Collection[str]]) -> dict[str, frozenset[str]]:
+    """Per group (configured name) of ``held``, its member ids that are not managed
+    users of this cycle."""
+    managed = managed_ids(known)
+    return {name: frozenset(i for i in ids if i not in managed) for name, ids in held.items()}
 
 
 def _evidence(

@@ -41,7 +41,7 @@ from syncd.errors import PermanentError, TargetError
 from syncd.targets.base import Report, keep_first
 from syncd.targets.scim import mapping
 from syncd.targets.scim.members import Memberships
-from syncd.targets.scim.readback import Reader
+from syncd.targets.scim.readback import Reader, others
 from syncd.targets.scim.session import UNEVALUATED, Known, ScimSession
 from syncd.targets.scim.sponsors import Sponsors
 from syncd.targets.scim.writes import Writer
@@ -70,11 +70,11 @@ class ScimDirectory:
         prefix = self.config.external_id_prefix
         known = self.known = Known(self.session.discover(), prefix)
         users = self.session.search(known.caps.user, f"externalId sw {ScimFilter.quote(prefix)}")
-        members, missing = self._groups(known)
+        members, missing, held = self._groups(known)
         accounts = self._accounts(known, users, members)
         self.sponsors.recheck(known, accounts)
         accounts = {key: self.sponsors.settled(known, a) for key, a in accounts.items()}
-        return Observed(accounts, missing_groups=missing)
+        return Observed(accounts, missing_groups=missing, others=others(known, held))
 
     def observe_people(self, keys: Collection[str]) -> Observed:
         """The managed users of just these person keys, with their memberships in the
@@ -105,12 +105,13 @@ class ScimDirectory:
             everyone = self.observe()
             wanted = set(keys)
             return Observed({k: a for k, a in everyone.accounts.items() if k in wanted})
-        members, _ = self._groups(known)
+        members, _, held = self._groups(known)
         accounts = self._accounts(known, users, members)
         wanted = set(keys)
         accounts = {k: a for k, a in accounts.items() if k in wanted}
         self.sponsors.recheck(known, accounts, within=wanted)
-        return Observed({k: self.sponsors.settled(known, a) for k, a in accounts.items()})
+        settled = {k: self.sponsors.settled(known, a) for k, a in accounts.items()}
+        return Observed(settled, others=others(known, held))
 
     def _accounts(
         self, known: Known, users: list[dict[str, Any]], members: dict[str, set[str]]
@@ -133,13 +134,17 @@ class ScimDirectory:
                 known.versions[account.ref] = str(version)
         return accounts
 
-    def _groups(self, known: Known) -> tuple[dict[str, set[str]], frozenset[str]]:
-        """Member id -> managed groups (configured names); and the missing groups."""
+    def _groups(
+        self, known: Known
+    ) -> tuple[dict[str, set[str]], frozenset[str], dict[str, frozenset[str]]]:
+        """Member id -> managed groups (configured names); the missing groups; and each
+        group found (configured name) -> its member ids."""
         caps = known.caps
         by_name: dict[str, list[dict[str, Any]]] = {}
         for group in self.session.find(caps.group, "displayName", self.groups):
             by_name.setdefault(str(group.get("displayName", "")).lower(), []).append(group)
         members: dict[str, set[str]] = {}
+        held: dict[str, frozenset[str]] = {}
         missing = set()
         for name in sorted(self.groups):
             found = by_name.get(name.lower(), [])
@@ -155,9 +160,11 @@ class ScimDirectory:
                 # Some servers leave members out of lists; the group itself has them.
                 group = self.session.read(caps.group, str(group["id"]))
             known.groups[name] = str(group["id"])
-            for member in group.get("members") or []:
-                members.setdefault(str(member.get("value")), set()).add(name)
-        return members, frozenset(missing)
+            ids = [str(m.get("value")) for m in group.get("members") or [] if m.get("value")]
+            held[name] = frozenset(ids)
+            for member in ids:
+                members.setdefault(member, set()).add(name)
+        return members, frozenset(missing), held
 
     def _managers(self, known: Known, users: list[dict[str, Any]]) -> dict[str, str]:
         """Id -> identity of the managers set on managed users (see mapping.identity)."""
@@ -235,7 +242,7 @@ class ScimDirectory:
     def check(self) -> list[str]:
         try:
             known = self.known = Known(self.session.discover(), self.config.external_id_prefix)
-            _, missing = self._groups(known)
+            missing = self._groups(known)[1]
         except TargetError as exc:
             return [str(exc)]
         problems = [f"{self.name}: group {g!r} does not exist" for g in sorted(missing)]
