@@ -90,7 +90,7 @@ class Person:
     attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedAccount:
     """A managed account as a target sees it; ``groups`` holds managed group ids only."""
 
@@ -157,7 +157,7 @@ class Cause(enum.StrEnum):
     ORPHAN = "orphan"  # the account's person is absent from the source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """One change to one target. ``ref`` is None when the target derives it (creates)."""
 

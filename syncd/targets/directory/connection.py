@@ -290,8 +290,21 @@ class LdapConnection:
 
         Pages are consumed as they arrive so that only the decoded attributes stay in
         memory; a failure restarts the whole search (it is one retryable unit)."""
+        return self.paged_each(base, search_filter, attributes, lambda entry: entry)
 
-        def run(conn: Connection) -> list[Entry]:
+    def paged_each(
+        self,
+        base: str,
+        search_filter: str,
+        attributes: list[str],
+        convert: Callable[[Entry], T | None],
+    ) -> list[T]:
+        """What ``convert`` makes of each entry of a paged subtree search (None: left
+        out), called as the entries arrive, so that ldap3's decoded entry is dropped at
+        once and only the conversion stays in memory. ``convert`` must be pure: a
+        failure restarts the whole search."""
+
+        def run(conn: Connection) -> list[T]:
             pages = conn.extend.standard.paged_search(
                 base,
                 search_filter,
@@ -300,13 +313,17 @@ class LdapConnection:
                 paged_size=self.endpoint.page_size,
                 generator=True,
             )
-            entries: list[Entry] = []
+            kept: list[T] = []
+            seen = 0
             for e in pages:
                 if e.get("type") == "searchResEntry":
-                    entries.append((str(e["dn"]), e.get("attributes") or {}))
-                    if len(entries) % self.endpoint.page_size == 0:
+                    item = convert((str(e["dn"]), e.get("attributes") or {}))
+                    if item is not None:
+                        kept.append(item)
+                    seen += 1
+                    if seen % self.endpoint.page_size == 0:
                         self.pulse.beat(self._allow)  # a page came: alive, waiting for the next
-            return entries
+            return kept
 
         return self.call(run)
 

@@ -66,13 +66,15 @@ def members_of(
     return members, frozenset(missing)
 
 
-def holders(members: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
-    """Normalized member DN -> the groups (of ``members``) that hold it."""
+def holders(members: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Normalized member DN -> the groups (of ``members``) that hold it. Members of the
+    same groups share one set: most accounts hold one of a few combinations."""
     found: dict[str, set[str]] = {}
     for group, dns in members.items():
         for dn in dns:
             found.setdefault(dn, set()).add(group)
-    return found
+    shared: dict[frozenset[str], frozenset[str]] = {}
+    return {dn: shared.setdefault(frozenset(g), frozenset(g)) for dn, g in found.items()}
 
 
 def split(

@@ -47,6 +47,7 @@ from syncd.targets.ldap.settings import Settings
 
 PRESENT = ("present",)  # a credential's evidence: never its value
 Decoded = dict[str, tuple[str, ...]]
+Found = tuple[ObservedAccount, str]  # a managed account and the lock value in place
 
 
 class LdapReader:
@@ -88,10 +89,13 @@ class LdapReader:
     def observe(self) -> Observed:
         cfg = self.config
         key_filter = f"({escape_filter_chars(cfg.key_attribute)}=*)"
-        entries = self.conn.paged(cfg.base_dn, key_filter, self.attributes())
+        # Credentials and groups first: each entry then becomes its account as it
+        # arrives, and ldap3's decoded entries never pile up (a third of the memory).
         credentials = self._holding(key_filter)
         members, missing = members_of(self.conn, self.groups, cfg.member_attribute)
-        accounts = self._managed(entries, holders(members), credentials)
+        convert = partial(self._convert, member_of=holders(members), credentials=credentials)
+        found = self.conn.paged_each(cfg.base_dn, key_filter, self.attributes(), convert)
+        accounts = self._managed(found, credentials)
         settings = self.settings()
         return Observed(
             accounts,
@@ -114,7 +118,8 @@ class LdapReader:
             for dn, held in self._holding(scope).items():
                 credentials.setdefault(dn, set()).update(held)
         members = members_of(self.conn, self.groups, cfg.member_attribute)[0] if entries else {}
-        accounts = self._managed(entries, holders(members), credentials)
+        convert = partial(self._convert, member_of=holders(members), credentials=credentials)
+        accounts = self._managed([a for a in map(convert, entries) if a], credentials)
         return Observed(
             {key: account for key, account in accounts.items() if key in asked},
             native_expiry=self.settings().native_expiry,
@@ -122,26 +127,33 @@ class LdapReader:
             others=split(members, self.keys)[1],
         )
 
-    def _managed(
+    def _convert(
         self,
-        entries: list[Entry],
+        entry: Entry,
         member_of: Mapping[str, Iterable[str]],
-        credentials: dict[str, set[str]],
+        credentials: Mapping[str, set[str]],
+    ) -> Found | None:
+        """The managed account an entry is, with its lock value (None: not managed)."""
+        dn, raw = entry
+        decoded = lowered(raw)
+        account = self.account(dn, decoded, member_of, credentials)
+        if account is None:
+            return None
+        lock = decoded.get((self.settings().lock_attribute or "").lower(), ())
+        return account, lock[0] if lock and not account.enabled else ""
+
+    def _managed(
+        self, found: list[Found], credentials: dict[str, set[str]]
     ) -> dict[str, ObservedAccount]:
-        """The managed accounts of ``entries``; what the writes need remembered."""
+        """The managed accounts by person key (the first DN of a person wins); what the
+        writes need remembered."""
         self.credentials, self.locks, self.keys = credentials, {}, {}
-        lock_attribute = (self.settings().lock_attribute or "").lower()
         accounts: dict[str, ObservedAccount] = {}
-        for dn, entry in sorted(entries, key=lambda e: e[0]):
-            decoded = lowered(entry)
-            account = self.account(dn, decoded, member_of, credentials)
-            if account is None:
-                continue
-            ndn = normalize_dn(dn)
+        for account, lock in sorted(found, key=lambda f: f[0].ref):
+            ndn = normalize_dn(account.ref)
             self.keys[ndn] = account.key
-            lock = decoded.get(lock_attribute, ())
-            if not account.enabled and lock:
-                self.locks[ndn] = lock[0]
+            if lock:
+                self.locks[ndn] = lock
             keep_first(accounts, account, self.name)
         return accounts
 
