@@ -93,8 +93,8 @@ def test_everything_in_all_exists() -> None:
 
 LDAP: dict[str, Any] = {
     "type": "ldap",
-    "url": "ldaps://ldap.example.test",
-    "bind_dn": "cn=syncd,dc=example,dc=test",
+    "urls": "ldaps://ldap.example.test",
+    "bind_user": "cn=syncd,dc=example,dc=test",
     "base_dn": "ou=contractors,dc=example,dc=test",
     "password_env": "SYNCD_TEST_PASSWORD",
 }
@@ -231,8 +231,8 @@ roles:
 targets:
   corp-ldap:
     type: ldap
-    url: ldaps://ldap.example.test
-    bind_dn: cn=syncd,dc=example,dc=test
+    urls: ldaps://ldap.example.test
+    bind_user: cn=syncd,dc=example,dc=test
     base_dn: ou=contractors,dc=example,dc=test
     password_env: SYNCD_TEST_PASSWORD
   corp-ad:
