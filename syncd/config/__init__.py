@@ -13,6 +13,7 @@ import LdapTarget``); the modules are:
 - ``common``: the base model, value types, secrets and DN helpers they share.
 - ``fields`` and ``teach``: the keys known where, computed from the models, and errors
   worded to teach (the closest key, where a key lives now, an example of the shape).
+- ``schema``: the JSON Schema of the file, for editors (``syncd config schema``).
 
 Secrets are never read from the YAML: only ``*_file`` (relative to
 ``$CREDENTIALS_DIRECTORY`` when set) or ``*_env``.
@@ -35,6 +36,7 @@ from syncd.config.directory import DirectoryTarget
 from syncd.config.ldap import DEFAULT_LDAP_ATTRIBUTES, DisableConfig, LdapTarget
 from syncd.config.loading import DEFAULT_PATH, config_path, load_config
 from syncd.config.model import Config, TargetConfig
+from syncd.config.schema import config_schema
 from syncd.config.scim import (
     DEFAULT_SCIM_ATTRIBUTES,
     ENTERPRISE_USER,
@@ -79,6 +81,7 @@ __all__ = [
     "TargetConfig",
     "UsernamePolicy",
     "config_path",
+    "config_schema",
     "is_dn",
     "load_config",
     "read_secret",
