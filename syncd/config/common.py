@@ -45,7 +45,7 @@ def _limit(value: Any) -> Any:
             return Limit(float(text[:-1]), percent=True)
         return Limit(int(text))
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not a count (10) or a percentage (5%)") from exc
+        raise ValueError(f"{value!r} is not a count or a percentage (use e.g. 10 or 5%)") from exc
 
 
 def _size(value: Any) -> Any:
@@ -189,7 +189,13 @@ def is_dn(value: str) -> bool:
     return bool(value.strip())
 
 
-def template_problems(name: str, template: str, fix: str = "") -> list[Problem]:
+PLACEHOLDERS = (
+    "use the placeholders given_name, family_name, email, username, person, vendor, "
+    "sponsor, contract_ids, attributes.NAME"
+)
+
+
+def template_problems(name: str, template: str, fix: str = PLACEHOLDERS) -> list[Problem]:
     """Unknown placeholders in the template of attribute ``name``, under ``attributes``."""
     return [Problem(("attributes", name), message, fix) for message in template_errors(template)]
 

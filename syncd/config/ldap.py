@@ -23,10 +23,6 @@ DEFAULT_LDAP_ATTRIBUTES = {
     "o": "{vendor}",
     "description": "contractor: {contract_ids}",
 }
-_PLACEHOLDERS = (
-    "placeholders: given_name, family_name, email, username, person, vendor, "
-    "sponsor, contract_ids, attributes.NAME"
-)
 
 
 class DisableConfig(Model):
@@ -170,7 +166,7 @@ class LdapTarget(DirectoryTarget):
                 )
             )
         for name, template in self.attributes.items():
-            out += template_problems(name, template, _PLACEHOLDERS)
+            out += template_problems(name, template)
         return out
 
     def _url_problems(self) -> list[Problem]:

@@ -35,6 +35,15 @@ _SHAPES = {
     "list_type": "a list",
     "string_type": "text",
 }
+# the bounds of a number, or of a list's length
+_BOUNDS = {
+    "greater_than_equal": "use {ge} or more",
+    "greater_than": "use more than {gt}",
+    "less_than_equal": "use {le} or less",
+    "less_than": "use less than {lt}",
+    "too_short": "give at least {min_length}",
+    "string_too_short": "write at least {min_length} character(s)",
+}
 _CLOSE = 0.75  # how alike two keys must be to suggest one for the other (difflib ratio)
 
 
@@ -49,6 +58,8 @@ def teach(err: ErrorDetails) -> tuple[str, str]:
         return _wrong_shape(kind, loc, err["input"])
     if kind in ("union_tag_not_found", "union_tag_invalid", "literal_error"):
         return _choice(err)
+    if kind in _BOUNDS:
+        return err["msg"], _BOUNDS[kind].format(**(err.get("ctx") or {}))
     message = err["msg"].removeprefix("Value error, ")
     said, _, hint = message.partition(" (use ")
     if hint.endswith(")"):  # a validator's own hint: "not a duration: 'x' (use 30s, ...)"

@@ -215,7 +215,7 @@ def test_shipped_example_config_loads(tmp_path: Path, monkeypatch: pytest.Monkey
             "safety:\n  max_deletes: lots\nroles:\n",
             "safety.max_deletes",
             "  max_deletes:",
-            "is not a count (10) or a percentage (5%)",
+            "'lots' is not a count or a percentage",
             id="bad-limit",
         ),
         pytest.param(
@@ -324,6 +324,7 @@ def test_each_problem_names_file_line_and_field(
     assert problem.field == field
     assert problem.line == line_of(text, needle)
     assert message in problem.message
+    assert problem.fix, "every error comes with a fix"
     assert str(problem).startswith(f"{path}:{problem.line} {field}: ")
     assert "hunter2" not in str(problem)
 

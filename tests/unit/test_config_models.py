@@ -255,6 +255,7 @@ def test_roles_then_audit_then_targets_each_checked_by_its_own_kind(tmp_path: Pa
     path.write_text(MIXED, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
+    assert all(problem.fix for problem in info.value.problems)
     lines = MIXED.splitlines()
     found = [(p.field, lines[(p.line or 0) - 1].strip(), p.message) for p in info.value.problems]
     assert found == [

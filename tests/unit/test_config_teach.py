@@ -184,6 +184,18 @@ def test_an_invalid_target_is_not_also_missing_from_the_roles(tmp_path: Path) ->
             id="duration",
         ),
         pytest.param(
+            "    type: ldap\n", "    type: ldap\n    page_size: 0\n",
+            ["syncd.yaml:9 targets.corp-ldap.page_size: Input should be greater than or "
+             "equal to 1 (fix: use 1 or more)"],
+            id="below-the-bound",
+        ),
+        pytest.param(
+            "    urls: ldaps://ldap.example.test:636", "    urls: []",
+            ["syncd.yaml:9 targets.corp-ldap.urls: List should have at least 1 item after "
+             "validation, not 0 (fix: give at least 1)"],
+            id="no-url",
+        ),
+        pytest.param(
             "source:\n", "daemon:\n  intervall: 5m\nsource:\n",
             ["syncd.yaml:2 daemon.intervall: unknown key (fix: did you mean interval?)"],
             id="typo-in-a-section",
