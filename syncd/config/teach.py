@@ -75,15 +75,15 @@ def unknown_key(loc: tuple[str | int, ...]) -> str:
     renamed = dict(model.renamed) if model is not None else {}
     if key in renamed:
         return f"it is the old name of {renamed[key]}, which is given too: remove {key}"
-    elsewhere = _elsewhere(key, pattern(loc[:-1]), kind_of(model)) if key in places() else ""
-    if elsewhere:
-        return elsewhere
+    parent, kind = pattern(loc[:-1]), kind_of(model)
+    exact = key in places()  # a key of that very name elsewhere beats a typo here
+    if exact and (fix := _elsewhere(key, parent, kind)):
+        return fix
     here = _closest(key, [*known, *renamed])
     if here is not None:
         return f"did you mean {renamed.get(here, here)}?"
-    elsewhere = _elsewhere(key, pattern(loc[:-1]), kind_of(model))
-    if elsewhere:
-        return elsewhere
+    if not exact and (fix := _elsewhere(key, parent, kind)):
+        return fix
     return "remove it" + (f"; the keys here are: {', '.join(known)}" if known else "")
 
 
@@ -114,7 +114,8 @@ def _elsewhere(key: str, parent: str, kind: str | None) -> str:
         return ""
     if len(outside) == 1:
         home = outside[0].rpartition(".")[0]
-        return f"did you mean {outside[0]}? move it under {home}:"
+        move = f"move it under {home}:" if home else "move it to the top level"
+        return f"did you mean {outside[0]}? {move}"
     return f"did you mean one of {', '.join(outside)}?"
 
 

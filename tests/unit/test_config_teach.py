@@ -201,6 +201,18 @@ def test_an_invalid_target_is_not_also_missing_from_the_roles(tmp_path: Path) ->
             id="typo-in-a-section",
         ),
         pytest.param(
+            "  path: contracts.yaml\n", "  path: contracts.yaml\n  roles: {}\n",
+            ["syncd.yaml:3 source.roles: unknown key "
+             "(fix: did you mean roles? move it to the top level)"],
+            id="a-top-level-key-inside-a-section",
+        ),
+        pytest.param(
+            "    type: ldap\n", "    type: ldap\n    upn_suffix: corp.example.test\n",
+            ["syncd.yaml:9 targets.corp-ldap.upn_suffix: unknown key "
+             "(fix: upn_suffix is a key of ad targets, not of ldap ones: remove it)"],
+            id="a-key-of-another-target-kind",
+        ),
+        pytest.param(
             "source:\n", "daemon:\n  xyzzy: 1\nsource:\n",
             ["syncd.yaml:2 daemon.xyzzy: unknown key (fix: remove it; the keys here are: "
              "interval, state_dir, metrics_address, ready_timeout, backoff_max, "
