@@ -66,9 +66,9 @@ def write_config(work: Path, server: Slapd, port: int) -> Path:
         "targets": {
             "corp": {
                 "type": "ldap",
-                "url": server.ldaps_url,
+                "urls": server.ldaps_url,
                 "ca_file": str(server.ca_file),
-                "bind_dn": server.service_dn,
+                "bind_user": server.service_dn,
                 "password_file": str(secret),
                 "base_dn": "ou=contractors,dc=example,dc=test",
             }

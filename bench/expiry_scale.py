@@ -84,9 +84,9 @@ def ldap_target(work: Path, n: int, far: datetime) -> tuple[dict[str, Any], Call
     secret.chmod(0o600)
     target = {
         "type": "ldap",
-        "url": server.ldaps_url,
+        "urls": server.ldaps_url,
         "ca_file": str(server.ca_file),
-        "bind_dn": server.service_dn,
+        "bind_user": server.service_dn,
         "password_file": str(secret),
         "base_dn": CONTRACTORS,
     }

@@ -235,9 +235,9 @@ def write_config(server_file: Path, contracts: Path, audit: Path, path: Path) ->
         "targets": {
             "bench-ldap": {
                 "type": "ldap",
-                "url": server["url"],
+                "urls": server["url"],
                 "ca_file": server["ca_file"],
-                "bind_dn": server["bind_dn"],
+                "bind_user": server["bind_dn"],
                 "password_file": server["password_file"],
                 "base_dn": BASE_DN,
                 "attributes": ATTRIBUTES,

@@ -131,8 +131,8 @@ def write_config(folder: Path, source: Path) -> Path:
         "targets:\n"
         "  corp:\n"
         "    type: ldap\n"
-        "    url: ldaps://ldap.example.com\n"
-        "    bind_dn: cn=syncd,dc=example,dc=com\n"
+        "    urls: ldaps://ldap.example.com\n"
+        "    bind_user: cn=syncd,dc=example,dc=com\n"
         "    base_dn: ou=contractors,dc=example,dc=com\n"
         f"    password_env: {PASSWORD_ENV}\n"
         "audit: {path: audit.jsonl}\n",

@@ -73,7 +73,7 @@ def main() -> int:
         config = yaml.safe_load((ROOT / "config" / "syncd.yaml").read_text())
         config["source"]["path"] = str(ROOT / "config" / "contracts.yaml")
         ldap = config["targets"]["corp-ldap"]
-        ldap.update(url=server.ldaps_url, ca_file=str(server.ca_file), password_file=str(password))
+        ldap.update(urls=server.ldaps_url, ca_file=str(server.ca_file), password_file=str(password))
         config["audit"]["path"] = str(work / "audit.jsonl")
         # the state folder holds when each orphan was first seen absent (policy.orphan_grace)
         (work / "state").mkdir(mode=0o750, exist_ok=True)

@@ -120,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_check)
 
+    config = sub.add_parser("config", help="config file tools")
+    config_sub = config.add_subparsers(required=True, metavar="ACTION")
+    schema = config_sub.add_parser("schema", help="print the config file's JSON Schema")
+    schema.set_defaults(func=commands.schema)
+
     audit = sub.add_parser("audit", help="audit trail tools")
     audit_sub = audit.add_subparsers(required=True, metavar="ACTION")
     check_trail = audit_sub.add_parser("verify", help="check the audit trail's hash chain")

@@ -1,5 +1,5 @@
-"""Command handlers that only read: ``syncd attest`` and ``syncd expiring``, and the
-exit codes every command shares (SPEC §7).
+"""Command handlers that only read: ``syncd attest``, ``syncd expiring`` and ``syncd
+config schema``, and the exit codes every command shares (SPEC §7).
 
 Called by ``syncd.cli``, which parses the command line, maps errors to exit codes and
 dispatches here. ``attest`` observes the targets and plans nothing for them: it writes
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from syncd import report
 from syncd.audit import AuditError, AuditWriter
 from syncd.audit.records import START, STOP
-from syncd.config import Config, config_path, load_config
+from syncd.config import Config, config_path, config_schema, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import resolve
 from syncd.core.model import PersonState
@@ -113,3 +113,9 @@ def expiring(args: argparse.Namespace) -> int:
 def _left(delta: timedelta) -> str:
     hours = int(delta.total_seconds() // 3600)
     return f"{hours // 24}d{hours % 24}h" if hours >= 24 else f"{hours}h"
+
+
+def schema(_args: argparse.Namespace) -> int:
+    """Print the config file's JSON Schema (``config/syncd.schema.json`` is a copy)."""
+    print(json.dumps(config_schema(), indent=2, ensure_ascii=False))
+    return OK

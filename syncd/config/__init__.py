@@ -8,8 +8,12 @@ import LdapTarget``); the modules are:
   paths, inline secrets refused, every problem located.
 - ``model``: the root ``Config``, its cross-section checks and the policy it derives.
 - ``sections``: source, policy, safety, daemon and audit.
+- ``directory``: what ``ldap`` and ``ad`` share, one vocabulary for both.
 - ``ldap``, ``ad``, ``scim``: one module per target kind, each with its own checks.
 - ``common``: the base model, value types, secrets and DN helpers they share.
+- ``fields`` and ``teach``: the keys known where, computed from the models, and errors
+  worded to teach (the closest key, where a key lives now, an example of the shape).
+- ``schema``: the JSON Schema of the file, for editors (``syncd config schema``).
 
 Secrets are never read from the YAML: only ``*_file`` (relative to
 ``$CREDENTIALS_DIRECTORY`` when set) or ``*_env``.
@@ -17,7 +21,7 @@ Secrets are never read from the YAML: only ``*_file`` (relative to
 
 from syncd.config.ad import AD_OWN_ATTRIBUTES, DEFAULT_AD_ATTRIBUTES, AdTarget
 from syncd.config.common import (
-    DirectoryTarget,
+    DURATION_FORMS,
     Duration,
     LimitField,
     Model,
@@ -28,9 +32,11 @@ from syncd.config.common import (
     read_secret,
     secret_problem,
 )
+from syncd.config.directory import DirectoryTarget
 from syncd.config.ldap import DEFAULT_LDAP_ATTRIBUTES, DisableConfig, LdapTarget
 from syncd.config.loading import DEFAULT_PATH, config_path, load_config
 from syncd.config.model import Config, TargetConfig
+from syncd.config.schema import config_schema
 from syncd.config.scim import (
     DEFAULT_SCIM_ATTRIBUTES,
     ENTERPRISE_USER,
@@ -52,6 +58,7 @@ __all__ = [
     "DEFAULT_LDAP_ATTRIBUTES",
     "DEFAULT_PATH",
     "DEFAULT_SCIM_ATTRIBUTES",
+    "DURATION_FORMS",
     "ENTERPRISE_USER",
     "SCIM_USER_PATHS",
     "AdTarget",
@@ -74,6 +81,7 @@ __all__ = [
     "TargetConfig",
     "UsernamePolicy",
     "config_path",
+    "config_schema",
     "is_dn",
     "load_config",
     "read_secret",

@@ -7,14 +7,14 @@ every check its schema alone cannot make; ``Config.problems`` calls it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 from pydantic import Field
 
-from syncd.config.common import DirectoryTarget, Problem, is_dn, template_problems
+from syncd.config.common import Problem, is_dn, template_problems
+from syncd.config.directory import DirectoryTarget
 
 DEFAULT_AD_ATTRIBUTES = {
     "givenName": "{given_name}",
@@ -39,29 +39,6 @@ class AdTarget(DirectoryTarget):
     """An Active Directory domain (Windows domain controllers or a Samba AD DC)."""
 
     type: Literal["ad"] = Field(description="ad: this kind of target.")
-    urls: list[str] = Field(
-        min_length=1,
-        description="Domain controllers, ldaps://dc1:636, tried in this order: one DC down "
-        "is not an outage.",
-    )
-    start_tls: bool = Field(
-        default=False,
-        description="StartTLS on ldap:// URLs. Without it every URL must be ldaps://: AD "
-        "takes passwords only over an encrypted connection.",
-    )
-    ca_file: Path | None = Field(
-        default=None,
-        description="PEM file of the CA(s) that sign the DCs' certificates. Unset: the "
-        "system CAs. A relative path is relative to the config file's folder.",
-    )
-    tls_verify: bool = Field(
-        default=True,
-        description="Verify the DCs' certificates and host names; turn off only in a lab.",
-    )
-    bind_user: str = Field(
-        description="The service account: a UPN (syncd@corp.example.com) or a DN."
-    )
-    base_dn: str = Field(description="The managed OU: accounts are created directly in it.")
     disabled_ou: str | None = Field(
         default=None,
         description="OU offboarded accounts are moved to (and back from on a new contract). "
@@ -71,11 +48,6 @@ class AdTarget(DirectoryTarget):
         default=None,
         description="userPrincipalName = username@upn_suffix. Unset: the domain of base_dn "
         "(its DC= parts).",
-    )
-    key_attribute: str = Field(
-        default="employeeID",
-        description="Attribute holding the person key; it marks the accounts syncd manages. "
-        "employeeID takes 16 characters at most, employeeNumber 512.",
     )
     attributes: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_AD_ATTRIBUTES),
@@ -104,16 +76,6 @@ class AdTarget(DirectoryTarget):
         ge=1,
         le=1000,
         description="Entries per page of a paged search; AD's MaxPageSize caps it at 1000.",
-    )
-    timeout: int = Field(
-        default=10, ge=1, le=600, description="Seconds, for connecting and per operation."
-    )
-    retries: int = Field(
-        default=5,
-        ge=0,
-        le=50,
-        description="Retries of temporary errors (DC down, busy, timeout), with exponential "
-        "backoff and jitter.",
     )
 
     def domain_dn(self) -> str:
@@ -156,7 +118,9 @@ class AdTarget(DirectoryTarget):
         if "@" not in self.bind_user and not is_dn(self.bind_user):
             out.append(
                 Problem(
-                    ("bind_user",), "neither a UPN nor a DN", "use syncd@corp.example.com or a DN"
+                    ("bind_user",),
+                    "neither a UPN nor a DN",
+                    "use svc-syncd@corp.example.com or a DN",
                 )
             )
         return out

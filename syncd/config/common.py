@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from syncd.core.policy import Limit
 from syncd.core.render import template_errors
@@ -26,9 +29,11 @@ FieldPath = tuple[str | int, ...]
 
 
 def _duration(value: Any) -> Any:
-    if isinstance(value, int | str):
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | str) and not isinstance(value, bool):
         return parse_duration(str(value))
-    return value
+    raise ValueError(f"not a duration: {value!r} (use {DURATION_FORMS})")
 
 
 def _limit(value: Any) -> Any:
@@ -40,7 +45,7 @@ def _limit(value: Any) -> Any:
             return Limit(float(text[:-1]), percent=True)
         return Limit(int(text))
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not a count (10) or a percentage (5%)") from exc
+        raise ValueError(f"{value!r} is not a count or a percentage (use e.g. 10 or 5%)") from exc
 
 
 def _size(value: Any) -> Any:
@@ -53,19 +58,92 @@ def _size(value: Any) -> Any:
     return value
 
 
+# Every form of a duration: whole numbers with a unit (w, d, h, m, s), several in a row
+# (1d12h), or a bare number of seconds (300).
+DURATION_FORMS = "30s, 300 (seconds), 15m, 12h, 1d, 2w, or several together: 1h30m, 1d12h"
+_DURATION_PATTERN = r"^\s*(\d+|(\d+\s*[wdhmsWDHMS]\s*)+)$"
+_LIMIT_PATTERN = r"^\s*(\d+|\d+(\.\d+)?\s*%)\s*$"
+_SIZE_PATTERN = r"^\s*\d+\s*([KMGkmg][iI]?[bB]?|[bB]?)\s*$"
+
 # A ``timedelta`` written as 30s, 15m, 12h, 1d or 2w (a bare number is seconds).
-Duration = Annotated[Any, BeforeValidator(_duration)]
+Duration = Annotated[
+    Any,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _DURATION_PATTERN},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
 # A ``Limit``: a count (10) or a percentage of the managed accounts (5%).
-LimitField = Annotated[Any, BeforeValidator(_limit)]
+LimitField = Annotated[
+    Any,
+    BeforeValidator(_limit),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": _LIMIT_PATTERN},
+            ]
+        }
+    ),
+]
 # Bytes, written as a number or with a unit: 512K, 100MB, 1GiB (powers of 1024).
-Size = Annotated[int, BeforeValidator(_size)]
+Size = Annotated[
+    int,
+    BeforeValidator(_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": _SIZE_PATTERN},
+            ]
+        }
+    ),
+]
+
+
+def _renamed_in_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Old names in the JSON Schema: accepted as before, marked deprecated."""
+    renamed: Mapping[str, str] = getattr(model, "renamed", {})
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    for old, new in renamed.items():
+        properties[old] = {
+            key: value for key, value in properties[new].items() if key not in ("default", "title")
+        } | {"deprecated": True, "description": f"Deprecated: the old name of {new}."}
+        if new in required:
+            required.remove(new)
+            schema.setdefault("allOf", []).append(
+                {"anyOf": [{"required": [new]}, {"required": [old]}]}
+            )
 
 
 class Model(BaseModel):
     """Base of every config model: an unknown key is an error (a typo is reported, not
-    silently ignored), and a loaded configuration cannot be changed."""
+    silently ignored), and a loaded configuration cannot be changed.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``renamed`` maps the old name of a field to its new one: a file that still uses the
+    old name loads as before, and ``load_config`` warns, naming the new key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_renamed_in_schema)
+    renamed: ClassVar[Mapping[str, str]] = MappingProxyType({})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """The old names, read as the new ones. Given both, the old one stays, and is
+        reported as an unknown key whose fix names the new one."""
+        if not cls.renamed or not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for old, new in cls.renamed.items():
+            if old in out and new not in out:
+                out[new] = out.pop(old)
+        return out
 
 
 class Problem(NamedTuple):
@@ -111,7 +189,13 @@ def is_dn(value: str) -> bool:
     return bool(value.strip())
 
 
-def template_problems(name: str, template: str, fix: str = "") -> list[Problem]:
+PLACEHOLDERS = (
+    "use the placeholders given_name, family_name, email, username, person, vendor, "
+    "sponsor, contract_ids, attributes.NAME"
+)
+
+
+def template_problems(name: str, template: str, fix: str = PLACEHOLDERS) -> list[Problem]:
     """Unknown placeholders in the template of attribute ``name``, under ``attributes``."""
     return [Problem(("attributes", name), message, fix) for message in template_errors(template)]
 
@@ -147,16 +231,3 @@ class SecretRef(Model):
             return []
         field = "password_file" if self.password_file else "password_env"
         return [Problem((field,), problem, fix)]
-
-
-class DirectoryTarget(SecretRef):
-    """What the LDAP and AD targets share: a bind password, and groups named by DN."""
-
-    def group_problem(self, group: str) -> tuple[str, str] | None:
-        """(message, fix) when ``group``, as a role lists it for this target, is unusable."""
-        if is_dn(group):
-            return None
-        return (
-            "group DN is not a valid DN",
-            "write it like cn=developers,ou=groups,dc=example,dc=com",
-        )

@@ -7,12 +7,12 @@ make; ``Config.problems`` calls it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from syncd.config.common import DirectoryTarget, Model, Problem, is_dn, template_problems
+from syncd.config.common import Model, Problem, is_dn, template_problems
+from syncd.config.directory import DirectoryTarget
 
 DEFAULT_LDAP_ATTRIBUTES = {
     "cn": "{given_name} {family_name}",
@@ -23,10 +23,6 @@ DEFAULT_LDAP_ATTRIBUTES = {
     "o": "{vendor}",
     "description": "contractor: {contract_ids}",
 }
-_PLACEHOLDERS = (
-    "placeholders: given_name, family_name, email, username, person, vendor, "
-    "sponsor, contract_ids, attributes.NAME"
-)
 
 
 class DisableConfig(Model):
@@ -71,34 +67,10 @@ class LdapTarget(DirectoryTarget):
     """An LDAP directory (OpenLDAP, 389-ds, generic)."""
 
     type: Literal["ldap"] = Field(description="ldap: this kind of target.")
-    url: str = Field(
-        description="The server: ldaps://host:636, or ldap://host with start_tls: true. "
-        "ldap:// without TLS also needs allow_plaintext."
-    )
-    start_tls: bool = Field(
-        default=False, description="Upgrade an ldap:// connection with StartTLS before binding."
-    )
-    ca_file: Path | None = Field(
-        default=None,
-        description="PEM file of the CA(s) that sign the server certificate. Unset: the "
-        "system CAs. A relative path is relative to the config file's folder.",
-    )
-    tls_verify: bool = Field(
-        default=True,
-        description="Verify the server certificate and host name; turn off only in a lab.",
-    )
     allow_plaintext: bool = Field(
         default=False,
         description="Must be true to use ldap:// without StartTLS: the bind password then "
         "crosses the network in clear.",
-    )
-    bind_dn: str = Field(description="DN of syncd's service account.")
-    base_dn: str = Field(
-        description="The managed subtree: new accounts are created directly below it."
-    )
-    key_attribute: str = Field(
-        default="employeeNumber",
-        description="Attribute holding the person key; it marks the entries syncd manages.",
     )
     username_attribute: str = Field(
         default="uid",
@@ -160,16 +132,6 @@ class LdapTarget(DirectoryTarget):
         le=16,
         description="Connections used in parallel for a batch of independent writes of one kind.",
     )
-    timeout: int = Field(
-        default=10, ge=1, le=600, description="Seconds, for connecting and per operation."
-    )
-    retries: int = Field(
-        default=5,
-        ge=0,
-        le=50,
-        description="Retries of temporary errors (server down, busy, timeout), with "
-        "exponential backoff and jitter.",
-    )
 
     def problems(self) -> list[Problem]:
         """What the schema alone cannot check, located relative to this target."""
@@ -182,16 +144,16 @@ class LdapTarget(DirectoryTarget):
         ]
 
     def _dn_problems(self) -> list[Problem]:
-        out = [
-            Problem((field,), "not a valid DN", "write it like ou=contractors,dc=example,dc=com")
-            for field in ("bind_dn", "base_dn")
-            if not is_dn(getattr(self, field))
+        examples = {
+            "bind_user": "cn=syncd,ou=services,dc=example,dc=com",
+            "base_dn": "ou=contractors,dc=example,dc=com",
+            "conflict_base": "dc=example,dc=com",
+        }
+        return [
+            Problem((field,), "not a valid DN", f"write it like {example}")
+            for field, example in examples.items()
+            if getattr(self, field) is not None and not is_dn(getattr(self, field))
         ]
-        if self.conflict_base is not None and not is_dn(self.conflict_base):
-            out.append(
-                Problem(("conflict_base",), "not a valid DN", "use a DN such as dc=example,dc=com")
-            )
-        return out
 
     def _template_problems(self) -> list[Problem]:
         out: list[Problem] = []
@@ -204,26 +166,28 @@ class LdapTarget(DirectoryTarget):
                 )
             )
         for name, template in self.attributes.items():
-            out += template_problems(name, template, _PLACEHOLDERS)
+            out += template_problems(name, template)
         return out
 
     def _url_problems(self) -> list[Problem]:
         out: list[Problem] = []
-        url = self.url.lower()
-        if url.startswith("ldap://") and not self.start_tls and not self.allow_plaintext:
-            out.append(
-                Problem(
-                    ("url",),
-                    "the bind password would cross the network unencrypted",
-                    "use ldaps://, set start_tls: true, or set allow_plaintext: true explicitly",
+        for i, url in enumerate(self.urls):
+            low = url.lower()
+            if not low.startswith(("ldap://", "ldaps://")):
+                out.append(
+                    Problem(
+                        ("urls", i),
+                        f"{url!r} is not an ldap:// or ldaps:// URL",
+                        "use ldaps://host:636",
+                    )
                 )
-            )
-        if not url.startswith(("ldap://", "ldaps://")):
-            out.append(
-                Problem(
-                    ("url",),
-                    f"{self.url!r} is not an ldap:// or ldaps:// URL",
-                    "use ldaps://host:636",
+            elif low.startswith("ldap://") and not self.start_tls and not self.allow_plaintext:
+                out.append(
+                    Problem(
+                        ("urls", i),
+                        "the bind password would cross the network unencrypted",
+                        "use ldaps://, set start_tls: true, or set allow_plaintext: true "
+                        "explicitly",
+                    )
                 )
-            )
         return out

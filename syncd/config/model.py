@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from syncd.config.ad import AdTarget
 from syncd.config.common import Model, Problem
@@ -28,19 +28,36 @@ TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator
 class Config(Model):
     """The whole configuration file."""
 
-    source: FileSource = Field(description="Where contracts come from.")
+    source: FileSource = Field(
+        description="Where contracts come from.",
+        examples=[{"type": "file", "path": "contracts.yaml"}],
+    )
     policy: PolicyConfig = Field(default=PolicyConfig(), description="How contracts become access.")
     safety: SafetyConfig = Field(
         default=SafetyConfig(), description="Limits on mass changes per target and cycle."
     )
     roles: dict[str, dict[str, list[str]]] = Field(
         description="Role -> target name -> the groups the role grants in that target: DNs "
-        "for ldap and ad, displayNames for scim. Only groups named here are managed."
+        "for ldap and ad, displayNames for scim. Only groups named here are managed.",
+        examples=[{"developer": {"corp-ldap": ["cn=developers,ou=groups,dc=example,dc=com"]}}],
     )
     targets: dict[str, TargetConfig] = Field(
         description="Target name -> the directory or application to keep in sync; the name "
-        "appears in roles, logs, metrics and the audit trail."
+        "appears in roles, logs, metrics and the audit trail.",
+        examples=[
+            {
+                "corp-ldap": {
+                    "type": "ldap",
+                    "urls": ["ldaps://ldap.example.com:636"],
+                    "bind_user": "cn=syncd,ou=services,dc=example,dc=com",
+                    "password_file": "ldap-bind-password",
+                    "base_dn": "ou=contractors,dc=example,dc=com",
+                }
+            }
+        ],
     )
+    # What load_config found to warn about in the file (old names), located
+    _notes: tuple[str, ...] = PrivateAttr(default=())
     audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail.")
     daemon: DaemonConfig = Field(default=DaemonConfig(), description="syncd run.")
 
@@ -62,8 +79,16 @@ class Config(Model):
         )
 
     def warnings(self) -> list[str]:
-        """Settings that are valid but weaken security, for the daemon's log at every
-        start and reload, ``/healthz`` and ``check-config``."""
+        """Settings that are valid but weaken security, and old names still read, for
+        the daemon's log at every start and reload, ``/healthz`` and ``check-config``."""
+        return [*self._notes, *self._weakened()]
+
+    def noted(self, notes: list[str]) -> Config:
+        """This config, with what its file holds to warn about (``load_config``)."""
+        self._notes = tuple(notes)
+        return self
+
+    def _weakened(self) -> list[str]:
         return [
             f"targets.{name}.tls_verify is false: the server certificate and host name "
             "are not checked, so anyone on the network path can pose as the directory "
@@ -92,35 +117,51 @@ class Config(Model):
     def problems(self) -> list[Problem]:
         """What the schema alone cannot check, located from the document root: the roles,
         then the audit trail, then each target."""
-        return [
-            *self._role_problems(),
-            *(problem.within("audit") for problem in self.audit.problems()),
-            *self._target_problems(),
-        ]
+        return section_problems(self.roles, self.audit, self.targets, list(self.targets))
 
-    def _role_problems(self) -> list[Problem]:
-        out: list[Problem] = []
-        for role, by_target in self.roles.items():
-            for name, groups in by_target.items():
-                target = self.targets.get(name)
-                if target is None:
+
+def section_problems(
+    roles: dict[str, dict[str, list[str]]] | None,
+    audit: AuditConfig | None,
+    targets: dict[str, LdapTarget | AdTarget | ScimTarget],
+    declared: list[str] | None,
+) -> list[Problem]:
+    """The checks beyond the schema of whichever sections are valid (None: not valid):
+    the roles, then the audit trail, then each valid target. ``declared``: the names of
+    all targets, valid or not (None: the targets are not even a mapping), so that a
+    role naming an invalid one is not also reported as naming no target."""
+    return [
+        *_role_problems(roles or {}, targets, declared),
+        *(problem.within("audit") for problem in (audit.problems() if audit else [])),
+        *(
+            problem.within("targets", name)
+            for name, target in targets.items()
+            for problem in target.problems()
+        ),
+    ]
+
+
+def _role_problems(
+    roles: dict[str, dict[str, list[str]]],
+    targets: dict[str, LdapTarget | AdTarget | ScimTarget],
+    declared: list[str] | None,
+) -> list[Problem]:
+    out: list[Problem] = []
+    for role, by_target in roles.items():
+        for name, groups in by_target.items():
+            target = targets.get(name)
+            if target is None:
+                if declared is not None and name not in declared:
                     out.append(
                         Problem(
                             ("roles", role, name),
                             f"no target named {name!r}",
-                            f"use one of: {', '.join(self.targets)}",
+                            f"use one of: {', '.join(declared)}",
                         )
                     )
-                    continue
-                for i, group in enumerate(groups):
-                    problem = target.group_problem(group)
-                    if problem is not None:
-                        out.append(Problem(("roles", role, name, i), *problem))
-        return out
-
-    def _target_problems(self) -> list[Problem]:
-        return [
-            problem.within("targets", name)
-            for name, target in self.targets.items()
-            for problem in target.problems()
-        ]
+                continue
+            for i, group in enumerate(groups):
+                problem = target.group_problem(group)
+                if problem is not None:
+                    out.append(Problem(("roles", role, name, i), *problem))
+    return out

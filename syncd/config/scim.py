@@ -200,7 +200,13 @@ class ScimTarget(Model):
     def _client_problems(self) -> list[Problem]:
         out: list[Problem] = []
         if self.token_file or self.token_env:
-            out.append(Problem(("token_url",), "give a fixed token or token_url, not both"))
+            out.append(
+                Problem(
+                    ("token_url",),
+                    "give a fixed token or token_url, not both",
+                    "remove token_file and token_env, or token_url",
+                )
+            )
         if not self.client_id:
             out.append(Problem(("client_id",), "token_url needs a client_id", "add client_id:"))
         problem = secret_problem("client_secret", self.client_secret_file, self.client_secret_env)

@@ -72,7 +72,9 @@ class UsernamePolicy(Model):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
+            raise ValueError(
+                f"not a valid regular expression: {exc} (use e.g. ^[a-z][a-z0-9._-]{{0,63}}$)"
+            ) from exc
         return value
 
 
@@ -143,7 +145,10 @@ class PolicyConfig(Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+            raise ValueError(
+                f"unknown IANA timezone {value!r} (use a name such as Europe/Berlin, "
+                "America/New_York or UTC)"
+            ) from exc
         return value
 
 

@@ -30,7 +30,9 @@ def parse_duration(text: str) -> timedelta:
         total += int(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos == 0 or cleaned[pos:].strip():
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 12h, 90d, 2w or 1d12h)")
+        raise ValueError(
+            f"not a duration: {text!r} (use e.g. 30s, 15m, 12h, 90d, 2w, 1d12h, or 300 for seconds)"
+        )
     return timedelta(seconds=total)
 
 

@@ -396,7 +396,7 @@ def test_a_failed_action_is_reported_and_the_rest_goes_on(lab: Lab) -> None:
 
 
 def test_an_unreachable_directory_fails_the_cycle_and_writes_nothing(lab: Lab) -> None:
-    lab.write_config(url="ldaps://127.0.0.1:9", retries=0)
+    lab.write_config(urls="ldaps://127.0.0.1:9", retries=0)
     lab.contracts(ANA)
 
     result = lab.syncd("sync")

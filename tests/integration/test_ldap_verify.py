@@ -219,7 +219,7 @@ def test_a_password_administrator_offboarding_leaves_the_account_locked(lab: Lab
     secret = lab.work / "admin-password"
     secret.write_text(lab.server.admin_password)
     secret.chmod(0o600)
-    lab.write_config(bind_dn=lab.server.admin_dn, password_file=str(secret))
+    lab.write_config(bind_user=lab.server.admin_dn, password_file=str(secret))
     lab.contracts(ANA)
     assert lab.syncd("sync").code == 0
     dn = dn_of("ana.lopez")

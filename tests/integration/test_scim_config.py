@@ -123,7 +123,8 @@ def test_a_relative_token_file_is_read_from_the_credentials_directory(
         pytest.param(
             "    type: scim\n",
             "    type: scim\n    base_dn: ou=x,dc=example,dc=test\n",
-            "syncd.yaml:12 targets.app.base_dn: Extra inputs are not permitted",
+            "syncd.yaml:12 targets.app.base_dn: unknown key "
+            "(fix: base_dn is a key of ldap and ad targets, not of scim ones: remove it)",
             id="ldap-field-on-scim",
         ),
     ],

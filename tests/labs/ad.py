@@ -30,8 +30,9 @@ DISABLED = ou_dn("disabled")
 @dataclass
 class AdLab(SyncdBench):
     """The seeded domain (reset before each test) plus a syncd config pointing at it.
-    The shared scenarios key people by e-mail, longer than employeeID's 16 characters,
-    so this world keeps the key in employeeNumber unless a test says otherwise."""
+    The shared scenarios key people by e-mail, longer than employeeID's 16 characters:
+    the target's default key attribute, employeeNumber, takes them (a test that wants
+    employeeID says so)."""
 
     dc: SambaDC
     work: Path
@@ -50,7 +51,6 @@ class AdLab(SyncdBench):
             "bind_user": ADMIN_USER,
             "password_file": "bind-password",
             "base_dn": CONTRACTORS,
-            "key_attribute": "employeeNumber",
             "retries": 1,
             **self.target,
             **target,

@@ -45,9 +45,9 @@ class Lab(SyncdBench):
         secret.chmod(0o600)
         return {
             "type": "ldap",
-            "url": self.server.ldaps_url,
+            "urls": self.server.ldaps_url,
             "ca_file": str(self.server.ca_file),
-            "bind_dn": self.server.service_dn,
+            "bind_user": self.server.service_dn,
             "password_file": str(secret),
             "base_dn": BASE_DN,
             "conflict_base": SUFFIX,

@@ -32,8 +32,8 @@ roles:
 targets:
   corp-ldap:
     type: ldap
-    url: ldaps://ldap.example.test:636
-    bind_dn: cn=syncd,ou=services,dc=example,dc=test
+    urls: ldaps://ldap.example.test:636
+    bind_user: cn=syncd,ou=services,dc=example,dc=test
     base_dn: ou=contractors,dc=example,dc=test
     password_file: PASSWORD_FILE
 """
@@ -175,7 +175,7 @@ def test_shipped_example_config_loads(tmp_path: Path, monkeypatch: pytest.Monkey
             "    type: ldap\n    starttls: true\n",
             "targets.corp-ldap.starttls",
             "    starttls:",
-            "Extra inputs are not permitted",
+            "unknown key",
             id="typo-in-target",
         ),
         pytest.param(
@@ -183,7 +183,7 @@ def test_shipped_example_config_loads(tmp_path: Path, monkeypatch: pytest.Monkey
             "polcy:\n",
             "polcy",
             "polcy:",
-            "Extra inputs are not permitted",
+            "unknown key",
             id="typo-at-top-level",
         ),
         pytest.param(
@@ -215,7 +215,7 @@ def test_shipped_example_config_loads(tmp_path: Path, monkeypatch: pytest.Monkey
             "safety:\n  max_deletes: lots\nroles:\n",
             "safety.max_deletes",
             "  max_deletes:",
-            "is not a count (10) or a percentage (5%)",
+            "'lots' is not a count or a percentage",
             id="bad-limit",
         ),
         pytest.param(
@@ -227,18 +227,18 @@ def test_shipped_example_config_loads(tmp_path: Path, monkeypatch: pytest.Monkey
             id="bad-username-pattern",
         ),
         pytest.param(
-            "    url: ldaps://ldap.example.test:636",
-            "    url: ldap://ldap.example.test",
-            "targets.corp-ldap.url",
-            "    url:",
+            "    urls: ldaps://ldap.example.test:636",
+            "    urls: ldap://ldap.example.test",
+            "targets.corp-ldap.urls",
+            "    urls:",
             "unencrypted",
             id="plaintext-ldap",
         ),
         pytest.param(
-            "    url: ldaps://ldap.example.test:636",
-            "    url: https://ldap.example.test",
-            "targets.corp-ldap.url",
-            "    url:",
+            "    urls: ldaps://ldap.example.test:636",
+            "    urls: [ldaps://ldap.example.test:636, https://ldap.example.test]",
+            "targets.corp-ldap.urls[1]",
+            "    urls:",
             "is not an ldap:// or ldaps:// URL",
             id="not-an-ldap-url",
         ),
@@ -291,19 +291,19 @@ def test_shipped_example_config_loads(tmp_path: Path, monkeypatch: pytest.Monkey
             id="out-of-range",
         ),
         pytest.param(
-            "    bind_dn: cn=syncd,ou=services,dc=example,dc=test\n",
+            "    bind_user: cn=syncd,ou=services,dc=example,dc=test\n",
             "",
-            "targets.corp-ldap.bind_dn",
+            "targets.corp-ldap.bind_user",
             "  corp-ldap:",
-            "Field required",
-            id="missing-bind-dn",
+            "missing: this field is required",
+            id="missing-bind-user",
         ),
         pytest.param(
             "  path: contracts.yaml\n",
             "",
             "source.path",
             "source:",
-            "Field required",
+            "missing: this field is required",
             id="missing-source-path",
         ),
     ],
@@ -324,6 +324,7 @@ def test_each_problem_names_file_line_and_field(
     assert problem.field == field
     assert problem.line == line_of(text, needle)
     assert message in problem.message
+    assert problem.fix, "every error comes with a fix"
     assert str(problem).startswith(f"{path}:{problem.line} {field}: ")
     assert "hunter2" not in str(problem)
 
@@ -331,24 +332,24 @@ def test_each_problem_names_file_line_and_field(
 @pytest.mark.parametrize(
     "change",
     [
-        "    url: ldap://ldap.example.test\n    start_tls: true",
-        "    url: LDAP://ldap.example.test:389\n    start_tls: true",
-        "    url: ldap://ldap.example.test\n    allow_plaintext: true",
-        "    url: ldaps://ldap.example.test",
+        "    urls: ldap://ldap.example.test\n    start_tls: true",
+        "    urls: LDAP://ldap.example.test:389\n    start_tls: true",
+        "    urls: ldap://ldap.example.test\n    allow_plaintext: true",
+        "    urls: ldaps://ldap.example.test",
     ],
 )
 def test_encrypted_or_explicitly_plaintext_url_is_accepted(
     tmp_path: Path, password_file: Path, change: str
 ) -> None:
-    text = edit("    url: ldaps://ldap.example.test:636", change)
+    text = edit("    urls: ldaps://ldap.example.test:636", change)
     config = load_config(write(tmp_path, text, password_file))
-    assert config.targets["corp-ldap"].url == change.split("url: ")[1].split("\n")[0]
+    assert config.targets["corp-ldap"].urls == [change.split("urls: ")[1].split("\n")[0]]
 
 
 def test_several_problems_are_reported_together(tmp_path: Path, password_file: Path) -> None:
     text = (
         edit("  timezone: Europe/Berlin", "  timezone: Nowhere/Town")
-        .replace("    bind_dn:", "    bindDN:")
+        .replace("    bind_user:", "    bindUser:")
         .replace(
             "    password_file: PASSWORD_FILE", "    password_file: PASSWORD_FILE\n    password: x"
         )
@@ -358,8 +359,8 @@ def test_several_problems_are_reported_together(tmp_path: Path, password_file: P
     assert {(p.field, p.line) for p in problems} == {
         ("targets.corp-ldap.password", line_of(text, "    password: x")),
         ("policy.timezone", line_of(text, "  timezone:")),
-        ("targets.corp-ldap.bindDN", line_of(text, "    bindDN:")),
-        ("targets.corp-ldap.bind_dn", line_of(text, "  corp-ldap:")),
+        ("targets.corp-ldap.bindUser", line_of(text, "    bindUser:")),
+        ("targets.corp-ldap.bind_user", line_of(text, "  corp-ldap:")),
     }
 
 
@@ -376,7 +377,7 @@ def test_several_cross_field_problems_are_reported_together(
     assert [(p.field, p.line) for p in problems] == [
         ("roles.developer.corp-ldap[1]", line_of(text, "      - vpn")),
         ("roles.writer.elsewhere", line_of(text, "    elsewhere:")),
-        ("targets.corp-ldap.url", line_of(text, "    url:")),
+        ("targets.corp-ldap.urls", line_of(text, "    urls:")),
     ]
     assert all(p.fix for p in problems)
 

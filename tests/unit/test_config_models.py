@@ -93,8 +93,8 @@ def test_everything_in_all_exists() -> None:
 
 LDAP: dict[str, Any] = {
     "type": "ldap",
-    "url": "ldaps://ldap.example.test",
-    "bind_dn": "cn=syncd,dc=example,dc=test",
+    "urls": "ldaps://ldap.example.test",
+    "bind_user": "cn=syncd,dc=example,dc=test",
     "base_dn": "ou=contractors,dc=example,dc=test",
     "password_env": "SYNCD_TEST_PASSWORD",
 }
@@ -231,8 +231,8 @@ roles:
 targets:
   corp-ldap:
     type: ldap
-    url: ldaps://ldap.example.test
-    bind_dn: cn=syncd,dc=example,dc=test
+    urls: ldaps://ldap.example.test
+    bind_user: cn=syncd,dc=example,dc=test
     base_dn: ou=contractors,dc=example,dc=test
     password_env: SYNCD_TEST_PASSWORD
   corp-ad:
@@ -255,6 +255,7 @@ def test_roles_then_audit_then_targets_each_checked_by_its_own_kind(tmp_path: Pa
     path.write_text(MIXED, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
+    assert all(problem.fix for problem in info.value.problems)
     lines = MIXED.splitlines()
     found = [(p.field, lines[(p.line or 0) - 1].strip(), p.message) for p in info.value.problems]
     assert found == [

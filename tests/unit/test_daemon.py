@@ -114,8 +114,8 @@ class Bench:
     def write_config(self, broken: bool = False, **daemon: str) -> None:
         target = {
             "type": "ldapp" if broken else "ldap",
-            "url": "ldaps://127.0.0.1:1",  # never dialled: the daemon gets ``corp`` instead
-            "bind_dn": "cn=syncd,dc=example,dc=test",
+            "urls": "ldaps://127.0.0.1:1",  # never dialled: the daemon gets ``corp`` instead
+            "bind_user": "cn=syncd,dc=example,dc=test",
             "base_dn": "ou=people,dc=example,dc=test",
             "password_env": "SYNCD_TEST_BIND_PASSWORD",
         }

@@ -54,8 +54,8 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     )
     target = {
         "type": "ldap",
-        "url": "ldaps://127.0.0.1:1",
-        "bind_dn": "cn=syncd,dc=example,dc=test",
+        "urls": "ldaps://127.0.0.1:1",
+        "bind_user": "cn=syncd,dc=example,dc=test",
         "base_dn": "ou=people,dc=example,dc=test",
         "password_env": "BIND_PASSWORD",
     }

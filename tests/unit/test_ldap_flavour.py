@@ -34,8 +34,8 @@ SAMBA_DSE = {
 }
 LDAP: dict[str, Any] = {
     "type": "ldap",
-    "url": "ldaps://ldap.example.test",
-    "bind_dn": "cn=syncd,dc=example,dc=test",
+    "urls": "ldaps://ldap.example.test",
+    "bind_user": "cn=syncd,dc=example,dc=test",
     "base_dn": "ou=contractors,dc=example,dc=test",
     "password_env": "X",
 }

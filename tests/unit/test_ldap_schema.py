@@ -48,8 +48,8 @@ SCHEMA = Subschema.parse("cn=schema", ATTRIBUTES, CLASSES)
 DIRSRV = RootDse.of({"vendorVersion": "389-Directory/2.3.1 B2025.016.1616"})
 LDAP: dict[str, Any] = {
     "type": "ldap",
-    "url": "ldaps://ldap.example.test",
-    "bind_dn": "cn=syncd,dc=example,dc=test",
+    "urls": "ldaps://ldap.example.test",
+    "bind_user": "cn=syncd,dc=example,dc=test",
     "base_dn": "ou=contractors,dc=example,dc=test",
     "password_env": "X",
     "attributes": {"cn": "{given_name}", "sn": "{family_name}", "mail": "{email}"},

@@ -74,8 +74,8 @@ class Bench:
     def configure(self, grace: float) -> None:
         target = {
             "type": "ldap",
-            "url": "ldaps://127.0.0.1:1",  # never dialled: the daemon gets ``corp`` instead
-            "bind_dn": "cn=syncd,dc=example,dc=test",
+            "urls": "ldaps://127.0.0.1:1",  # never dialled: the daemon gets ``corp`` instead
+            "bind_user": "cn=syncd,dc=example,dc=test",
             "base_dn": "ou=people,dc=example,dc=test",
             "password_env": "SYNCD_TEST_BIND_PASSWORD",
         }

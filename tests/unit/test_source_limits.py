@@ -264,8 +264,8 @@ def write_config(folder: Path, source_name: str) -> Path:
                 "targets": {
                     "corp": {
                         "type": "ldap",
-                        "url": "ldaps://127.0.0.1:1",
-                        "bind_dn": "cn=syncd,dc=example,dc=test",
+                        "urls": "ldaps://127.0.0.1:1",
+                        "bind_user": "cn=syncd,dc=example,dc=test",
                         "base_dn": "ou=people,dc=example,dc=test",
                         "password_env": "SYNCD_TEST_BIND_PASSWORD",
                     }

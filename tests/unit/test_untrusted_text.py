@@ -221,8 +221,8 @@ roles: {{developer: {{corp: [cn=developers,ou=groups,dc=example,dc=test]}}}}
 targets:
   corp:
     type: ldap
-    url: ldaps://ldap.example.test:636
-    bind_dn: cn=syncd,ou=services,dc=example,dc=test
+    urls: ldaps://ldap.example.test:636
+    bind_user: cn=syncd,ou=services,dc=example,dc=test
     base_dn: ou=contractors,dc=example,dc=test
     password_file: {password}
     {extra}

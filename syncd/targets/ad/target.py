@@ -2,7 +2,7 @@
 
 Called by ``syncd.engine`` (observe, find_conflicts, check) and ``syncd.apply`` (apply).
 The managed scope is ``base_dn`` (and ``disabled_ou``) plus the person key in
-``key_attribute`` (``employeeID``): nothing else is changed, and of the groups only the
+``key_attribute`` (``employeeNumber``): nothing else is changed, and of the groups only the
 managed ones, only for managed accounts (the primary group is never touched).
 
 * Reading (``targets.ad.reading``): observation costs one paged search per managed

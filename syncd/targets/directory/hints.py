@@ -27,7 +27,7 @@ _HINTS: tuple[tuple[int, frozenset[str] | None, str], ...] = (
     (
         49,  # slapd answers so for an account its password policy locked, too
         frozenset({_BIND}),
-        "invalid credentials for bind_dn, or a password policy locked it; check "
+        "invalid credentials for bind_user, or a password policy locked it; check "
         "password_file / password_env",
     ),
     (50, _WRITES, _RIGHTS.format("write")),

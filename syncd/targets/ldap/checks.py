@@ -41,7 +41,7 @@ def check_schema(
     if not entry:
         raise PermanentError(
             f"{target}: the server shows no subschema ({subschema or 'none named'}) to "
-            "check the config against; let bind_dn read it"
+            "check the config against; let bind_user read it"
         )
     found = lowered(entry)
     schema = Subschema.parse(

@@ -107,7 +107,7 @@ class LdapDirectory:
     def __init__(self, name: str, config: LdapTarget, groups: frozenset[str]) -> None:
         self.name = name
         self.config = config
-        self.conn = LdapConnection(Endpoint.of(config, [config.url], config.bind_dn), name)
+        self.conn = LdapConnection(Endpoint.of(config, config.urls, config.bind_user), name)
         self.base = normalize_dn(config.base_dn)
         self.groups = groups  # managed group DNs as configured
         self.reader = LdapReader(name, config, self.conn, groups, self.settings)
