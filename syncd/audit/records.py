@@ -221,9 +221,14 @@ def settle_record(intent: dict[str, Any], applied: bool | None, detail: str) -> 
 def conflict_record(conflict: Conflict) -> dict[str, Any]:
     """An unmanaged object where a person's account would go: reported, never adopted."""
     record = dict(fixed_fields(ACCOUNT_CHANGE, 1, "Create", FAILURE, "Failure"))
-    record["status_detail"] = f"conflict: {conflict.reason}"
+    record["status_detail"] = f"conflict: {conflict.detail}"
     record["user"] = user_part(conflict.username, conflict.person, conflict.ref)
-    record["unmapped"] = {"target": conflict.target, "phase": "conflict", "reason": conflict.reason}
+    record["unmapped"] = {
+        "target": conflict.target,
+        "phase": "conflict",
+        "contract_ids": list(conflict.contract_ids),
+        "reason": conflict.detail,
+    }
     return record
 
 
