@@ -53,9 +53,11 @@ def apply_plan(
     audit: AuditWriter,
     correlation: str,
     stopping: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] | None = None,
 ) -> ApplyReport:
     """Run ``plan``; ``stopping`` is asked between chunks (the daemon's SIGTERM): the
-    write in flight finishes, the rest is reported as not attempted."""
+    write in flight finishes, the rest is reported as not attempted. ``progress`` is
+    told how many actions each chunk sent, once it is done."""
     run = _Run(target, audit, correlation, ApplyReport(plan.target))
     for action in plan.held:
         audit.held(action, correlation)
@@ -67,6 +69,8 @@ def apply_plan(
     for action in plan.runnable:
         if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
             run.send(pending)
+            if progress is not None:
+                progress(len(pending))
             pending = []
         # Asked between chunks only: the chunk being gathered is sent whole.
         stop = not pending and stopping()
@@ -76,6 +80,8 @@ def apply_plan(
         pending.append(action)
     if pending and not report.unavailable:
         run.send(pending)
+        if progress is not None:
+            progress(len(pending))
     audit.sync()
     return report
 

@@ -107,11 +107,11 @@ def plan_json(cycle: CyclePlan) -> dict[str, Any]:
             {
                 "name": plan.target,
                 "managed": plan.managed,
-                "actions": [_action_json(a) for a in plan.actions],
+                "actions": [plan_action_json(a) for a in plan.actions],
                 "conflicts": [conflict_json(c) for c in plan.conflicts],
                 "holds": list(plan.holds),
                 "waits": [
-                    {**_action_json(w.action), "until": iso_utc(w.until)}
+                    {**plan_action_json(w.action), "until": iso_utc(w.until)}
                     for w in cycle.waits.get(plan.target, ())
                 ],
                 "missing_groups": sorted(cycle.observed[plan.target].missing_groups),
@@ -134,7 +134,7 @@ def plan_json(cycle: CyclePlan) -> dict[str, Any]:
     }
 
 
-def _action_json(action: Action) -> dict[str, Any]:
+def plan_action_json(action: Action) -> dict[str, Any]:
     return {
         "kind": action.kind.value,
         "person": action.person,
