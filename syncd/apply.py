@@ -61,8 +61,6 @@ def apply_plan(
     run = _Run(target, audit, correlation, ApplyReport(plan.target))
     for action in plan.held:
         audit.held(action, correlation)
-    for conflict in plan.conflicts:
-        audit.conflict(conflict, correlation)
     report = run.report
     chunk = target.batch_size
     pending: list[Action] = []

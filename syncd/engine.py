@@ -311,6 +311,7 @@ def run_cycle(
     mass_change: bool = False,
     stopping: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
+    conflicts: bool = True,
 ) -> CycleRun:
     """Carry out a planned cycle: settle the intents a crash left open (against what
     the cycle observed), apply every target's plan, then attest each target's managed
@@ -318,7 +319,9 @@ def run_cycle(
     (``sync``): it is bracketed by start and stop records in the trail; the daemon
     writes those once for its whole run instead. ``mass_change``: the safety limits
     were lifted (``--allow-mass-change``), which the trail records. ``progress``: asked
-    for a callback per target (its name, its runnable actions), told of each chunk."""
+    for a callback per target (its name, its runnable actions), told of each chunk.
+    ``conflicts``: record each conflict of the plans (the daemon records them itself,
+    once when one appears and once when it clears: ``syncd.standing``)."""
     if session:
         audit.event(START, "Start", f"{session} started", correlation, targets=sorted(targets))
     if cycle.targeted is None:
@@ -340,6 +343,8 @@ def run_cycle(
             "--allow-mass-change: safety limits lifted for this run",
             correlation,
         )
+    for conflict in (c for plan in cycle.plans for c in plan.conflicts) if conflicts else ():
+        audit.conflict(conflict, correlation)
     reports = [
         apply_plan(
             plan,

@@ -232,6 +232,22 @@ def conflict_record(conflict: Conflict) -> dict[str, Any]:
     return record
 
 
+def conflict_cleared_record(conflict: Conflict, since: datetime) -> dict[str, Any]:
+    """A conflict recorded as standing since ``since`` is gone: the create it blocked
+    may go ahead (or is no longer wanted). Written by the daemon, once per conflict."""
+    record = dict(fixed_fields(ACCOUNT_CHANGE, 99, "Conflict Cleared", SUCCESS, "Success"))
+    record["status_detail"] = f"conflict cleared: {conflict.detail}"
+    record["user"] = user_part(conflict.username, conflict.person, conflict.ref)
+    record["unmapped"] = {
+        "target": conflict.target,
+        "phase": "conflict_cleared",
+        "contract_ids": list(conflict.contract_ids),
+        "reason": conflict.detail,
+        "since": iso(since),
+    }
+    return record
+
+
 def event_record(activity_id: int, activity: str, message: str, **unmapped: Any) -> dict[str, Any]:
     """A daemon-level event (class 1008): start, stop, rotation, checkpoints, overrides."""
     record = dict(fixed_fields(EVENT_LOG, activity_id, activity, SUCCESS, "Success"))
