@@ -91,7 +91,7 @@ def test_a_config_after_the_verb_wins_over_one_before(example: Path, tmp_path: P
     assert (code, out) == (0, f"{example}: valid (1 targets, 3 roles)\n")
 
 
-def test_verbosity_counts_on_both_sides(example: Path) -> None:
+def test_verbosity_on_either_side_of_the_verb(example: Path) -> None:
     assert run("-v", "check-config", "-v", "-c", str(example))[0] == 0
 
 
