@@ -68,24 +68,26 @@ def apply_plan(
     correlation: str,
     stopping: Callable[[], bool] = lambda: False,
     observed: Observed | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ApplyReport:
     """Run ``plan``; ``stopping`` is asked between chunks (the daemon's SIGTERM): the
     write in flight finishes, the rest is reported as not attempted. ``observed``: the
     cycle's observation of the target, whose groups read in full need no second read
-    before the writes."""
+    before the writes. ``progress`` is told how many actions each chunk sent, once it
+    is done."""
     run = _Run(target, audit, correlation, ApplyReport(plan.target))
     if observed is not None:
         run.others.update(observed.others)
     for action in plan.held:
         audit.held(action, correlation)
-    for conflict in plan.conflicts:
-        audit.conflict(conflict, correlation)
     report = run.report
     chunk = min(FIRST_CHUNK, target.batch_size)
     pending: list[Action] = []
     for action in plan.runnable:
         if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
             run.send(pending)
+            if progress is not None:
+                progress(len(pending))
             pending = []
             chunk = min(chunk * 2, target.batch_size)
         # Asked between chunks only: the chunk being gathered is sent whole.
@@ -96,6 +98,8 @@ def apply_plan(
         pending.append(action)
     if pending and not report.unavailable:
         run.send(pending)
+        if progress is not None:
+            progress(len(pending))
     audit.sync()
     return report
 

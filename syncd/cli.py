@@ -1,5 +1,9 @@
 """The ``syncd`` command line (SPEC §7). Entry point: ``main``.
 
+The grammar and the help an operator reads live in ``syncd.usage``; this module maps
+each verb to its handler (``COMMANDS``), maps errors to exit codes, and owns the
+signals of ``syncd run``.
+
 Exit codes: 0 success; 1 some changes failed (or a conflict, or a target could not be
 observed; ``attest``: a violation found); 2 usage, config or source error; 3 something
 held by a safety limit; 4 the audit trail was tampered with. The commands that only
@@ -22,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from syncd import __version__, commands, logfmt, report
+from syncd import commands, logfmt, report, usage
 from syncd.audit import AuditWriter
 from syncd.audit.chain import Sealer
 from syncd.audit.verify import verify
@@ -30,7 +34,6 @@ from syncd.audit.writer import rotated_files
 from syncd.commands import FAILED, HELD, OK, TAMPERED, USAGE
 from syncd.config import Config, config_path, load_config
 from syncd.core.text import json_safe, shown
-from syncd.core.timeutil import parse_duration, parse_instant
 from syncd.daemon import Controls, Daemon
 from syncd.engine import (
     CyclePlan,
@@ -42,6 +45,7 @@ from syncd.engine import (
     run_cycle,
 )
 from syncd.errors import ConfigError, SourceError, SyncdError
+from syncd.progress import Progress
 from syncd.state import Absences, StateLocked, read_absences
 from syncd.targets.base import Target
 
@@ -51,8 +55,7 @@ Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = usage.parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG
         if args.verbose > 1
@@ -62,10 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=[logfmt.plain_handler()],
     )
     # One-shot commands run as one cycle; the daemon relaxes the collector per cycle.
-    relaxed = gc_relaxed() if args.func is not _run else contextlib.nullcontext()
+    relaxed = gc_relaxed() if args.command != "run" else contextlib.nullcontext()
     try:
         with relaxed:
-            result: int = args.func(args)
+            result: int = COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"config error:\n{report.lines(str(exc).split(chr(10)))}", file=sys.stderr)
         return USAGE
@@ -78,104 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="syncd", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "-c", "--config", help="config file (default: $SYNCD_CONFIG, then /etc/syncd/syncd.yaml)"
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="the daemon: reconcile continuously (systemd service)")
-    run.add_argument(
-        "--log-format",
-        choices=["plain", "json"],
-        default="plain",
-        help="one line per event on stderr, plain text or JSON",
-    )
-    run.set_defaults(func=_run)
-
-    sync = sub.add_parser("sync", help="run one reconcile cycle")
-    sync.add_argument("--dry-run", action="store_true", help="plan only, write nothing")
-    sync.add_argument(
-        "--allow-mass-change",
-        action="store_true",
-        help="lift the safety limits for this run (audited)",
-    )
-    sync.add_argument("--target", action="append", default=[], help="only this target")
-    sync.set_defaults(func=_sync)
-
-    plan = sub.add_parser("plan", help="show what a cycle would change")
-    plan.add_argument("--at", help="plan as of TIME (ISO date/date-time, or +3d)")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.add_argument("--target", action="append", default=[], help="only this target")
-    plan.set_defaults(func=_plan)
-
-    check = sub.add_parser("check-config", help="validate the config")
-    check.add_argument(
-        "--online",
-        action="store_true",
-        help="also bind to each target and check base DN and groups",
-    )
-    check.set_defaults(func=_check)
-
-    config = sub.add_parser("config", help="config file tools")
-    config_sub = config.add_subparsers(required=True, metavar="ACTION")
-    schema = config_sub.add_parser("schema", help="print the config file's JSON Schema")
-    schema.set_defaults(func=commands.schema)
-
-    audit = sub.add_parser("audit", help="audit trail tools")
-    audit_sub = audit.add_subparsers(required=True, metavar="ACTION")
-    check_trail = audit_sub.add_parser("verify", help="check the audit trail's hash chain")
-    check_trail.add_argument(
-        "paths",
-        nargs="*",
-        type=Path,
-        metavar="PATH",
-        help="files or folders (default: the configured trail)",
-    )
-    check_trail.add_argument("--json", action="store_true")
-    check_trail.add_argument(
-        "--expect-head",
-        metavar="HASH",
-        help="a record hash held elsewhere (SIEM) that must be in the trail",
-    )
-    check_trail.add_argument(
-        "--key-file", type=Path, help="HMAC key: every record must carry a valid HMAC"
-    )
-    check_trail.add_argument("--key-id", default="", help="the HMAC key's name")
-    check_trail.set_defaults(func=_verify)
-
-    expiring = sub.add_parser("expiring", help="list access ending soon")
-    expiring.add_argument("--within", default="14d", help="window, e.g. 14d (default)")
-    expiring.add_argument("--json", action="store_true")
-    expiring.set_defaults(func=commands.expiring)
-
-    attest = sub.add_parser("attest", help="check the managed scopes against the contracts")
-    attest.add_argument("--target", action="append", default=[], help="only this target")
-    attest.add_argument("--json", action="store_true", help="machine-readable output")
-    attest.set_defaults(func=commands.attest)
-    return parser
-
-
 def _config(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _at(text: str | None, config: Config) -> datetime:
-    if not text:
-        return _now()
-    try:
-        if text.startswith("+"):
-            return _now() + parse_duration(text[1:])
-        return parse_instant(text, config.core_policy().timezone, end_of_day=False)
-    except ValueError as exc:
-        raise SyncdError(f"--at: {exc}") from exc
 
 
 def _planned(
@@ -260,7 +171,7 @@ def _take_signals(controls: Controls) -> dict[signal.Signals, Handler]:
 def _plan(args: argparse.Namespace) -> int:
     config = _config(args)
     absent_since = read_absences(config.daemon.state_dir)
-    cycle, targets = _planned(args, config, _at(args.at, config), absent_since)
+    cycle, targets = _planned(args, config, commands.at_time(args.at, config), absent_since)
     close_all(targets)
     if args.json:
         print(json_safe(json.dumps(report.plan_json(cycle), indent=2, ensure_ascii=False)))
@@ -295,6 +206,7 @@ def _sync_recording(args: argparse.Namespace, config: Config, absences: Absences
         print("Dry run: nothing was changed.")
         return _plan_code(cycle)
     correlation = str(uuid.uuid4())
+    progress = Progress.on(sys.stderr, args.quiet)
     try:
         with AuditWriter.from_config(config.audit, correlation) as audit:
             reports = run_cycle(
@@ -304,8 +216,11 @@ def _sync_recording(args: argparse.Namespace, config: Config, absences: Absences
                 correlation,
                 session="sync",
                 mass_change=args.allow_mass_change,
+                progress=progress,
             ).reports
     finally:
+        if progress is not None:
+            progress.close()
         close_all(targets)
     print(report.render_results(reports))
     if any(not r.ok for r in reports):
@@ -380,3 +295,16 @@ def _verify(args: argparse.Namespace) -> int:
     if not result.files:
         return USAGE
     return OK if result.ok else TAMPERED
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "sync": _sync,
+    "plan": _plan,
+    "explain": commands.explain,
+    "check-config": _check,
+    "expiring": commands.expiring,
+    "attest": commands.attest,
+    "audit-verify": _verify,
+    "config-schema": commands.schema,
+}

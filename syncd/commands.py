@@ -1,5 +1,5 @@
-"""Command handlers that only read: ``syncd attest``, ``syncd expiring`` and ``syncd
-config schema``, and the exit codes every command shares (SPEC §7).
+"""Command handlers that only read: ``syncd attest``, ``syncd expiring``, ``syncd
+explain`` and ``syncd config schema``, and the exit codes every command shares (SPEC §7).
 
 Called by ``syncd.cli``, which parses the command line, maps errors to exit codes and
 dispatches here. ``attest`` observes the targets and plans nothing for them: it writes
@@ -9,6 +9,7 @@ only to the audit trail, where every attestation is evidence worth keeping.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import uuid
@@ -20,11 +21,22 @@ from syncd.audit.records import START, STOP
 from syncd.config import Config, config_path, config_schema, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import resolve
-from syncd.core.model import PersonState
+from syncd.core.explain import find
+from syncd.core.model import Contract, PersonState
 from syncd.core.text import json_safe, shown
-from syncd.core.timeutil import parse_duration
-from syncd.engine import attest_cycle, close_all, open_targets, plan_cycle, read_source
+from syncd.core.timeutil import parse_duration, parse_instant
+from syncd.engine import (
+    attest_cycle,
+    close_all,
+    open_targets,
+    plan_cycle,
+    plan_targeted,
+    read_source,
+)
 from syncd.errors import SyncdError
+from syncd.explain import as_json as explained_json
+from syncd.explain import explain as explained
+from syncd.explain import render as render_explained
 
 OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
 
@@ -75,6 +87,64 @@ def _record(
         message = f"attest finished: {len(attestations)} targets, {found} violations{unobserved}"
         audit.event(STOP, "Stop", message, correlation)
     return True
+
+
+def at_time(text: str | None, config: Config) -> datetime:
+    """``--at``: an ISO date or date-time (in ``policy.timezone`` when it has no
+    offset), ``+3d`` from now, or now when not given."""
+    now = datetime.now(UTC)
+    if not text:
+        return now
+    try:
+        if text.startswith("+"):
+            return now + parse_duration(text[1:])
+        return parse_instant(text, config.core_policy().timezone, end_of_day=False)
+    except ValueError as exc:
+        raise SyncdError(f"--at: {exc}") from exc
+
+
+def explain(args: argparse.Namespace) -> int:
+    """Why a person has what they have: see ``syncd.explain``. 2 when no person in the
+    source matches; 1 when a target could not be read or a conflict stands."""
+    config = load(args)
+    at = at_time(args.at, config)
+    source = read_source(config)
+    keys = find(args.person, source.contracts)
+    wanted = args.person.strip().lower()
+    keys += sorted(
+        {r.person for r in source.invalid if wanted in (r.person, r.contract_id.lower())}
+        - {c.person for c in source.contracts}
+    )
+    if not keys:
+        print(f"error: {_unknown(args.person, source.contracts)}", file=sys.stderr)
+        return USAGE
+    targets = open_targets(config, args.target)
+    try:
+        cycle = plan_targeted(
+            config, at, targets, source, frozenset(keys), {}, allow_mass_change=True
+        )
+    finally:
+        close_all(targets)
+    found = [explained(cycle, source.invalid, config.core_policy(), key) for key in keys]
+    if args.json:
+        document = explained_json(args.person, found, cycle)
+        print(json_safe(json.dumps(document, indent=2, ensure_ascii=False)))
+    else:
+        print(render_explained(found, cycle, later=bool(args.at)))
+    if cycle.errors or any(v.conflict for e in found for v in e.targets):
+        return FAILED
+    return OK
+
+
+def _unknown(query: str, contracts: list[Contract]) -> str:
+    """No person matches ``query``: say so, and what might have been meant."""
+    names = sorted({n for c in contracts for n in (c.email.lower(), c.username.lower())})
+    close = difflib.get_close_matches(query.strip().lower(), names, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return (
+        f"no person in the source matches {query!r} (give an e-mail, person key, username "
+        f"or contract id; `syncd expiring` lists people whose access ends soon){hint}"
+    )
 
 
 def expiring(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,15 +42,16 @@ from syncd.audit.records import START, STOP
 from syncd.config import Config, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import next_boundary
-from syncd.core.model import PersonState
-from syncd.engine import CyclePlan, close_all, gc_relaxed, plan_cycle, run_cycle
+from syncd.engine import CyclePlan, CycleRun, close_all, gc_relaxed, plan_cycle, run_cycle
 from syncd.errors import ConfigError, SyncdError
 from syncd.metrics import CycleResult, Health, Metrics, serve
 from syncd.pulse import STOP_GRACE, Pulse
 from syncd.sdnotify import Notifier, Watchdog
+from syncd.standing import StandingConflicts
 from syncd.state import StateDir
 from syncd.targeted import Basis, plan_boundary
 from syncd.targets.base import Target
+from syncd.verdict import status_line, verdict
 from syncd.watch import WATCH_EVERY, Reading, Schedule, SourceWatch, Stopping
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class Daemon:
         self.targets: dict[str, Target] = {}
         self.last_status = ""
         self.basis: Basis | None = None  # what targeted cycles plan from (``syncd.targeted``)
+        self.standing: StandingConflicts | None = None  # kept in the state directory
         self.pulse = Pulse()
         self._controls = Controls()
         self._ready = threading.Event()
@@ -133,6 +135,7 @@ class Daemon:
         self.pulse = Pulse(controls.stop)
         self.health.retrying = self.pulse.troubles
         state = StateDir(self.config.daemon.state_dir)
+        self.standing = StandingConflicts(state)
         server = None
         self._warn()
         watchdog = Watchdog(self.notify, self.pulse.alive)
@@ -281,11 +284,21 @@ class Daemon:
             wake = [t for t in (self.schedule.boundary, cycle.grace_end) if t is not None]
             self.schedule.boundary = min(wake, default=None)
             self.pulse.beat()
-            run = run_cycle(cycle, self.targets, audit, correlation, stopping=self.stopping)
+            run = self._run(cycle, audit, correlation, trusted=not reading.degraded)
         except SyncdError as exc:
             self._failed(str(exc), CycleResult.FAILED)
             return
         self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
+
+    def _run(
+        self, cycle: CyclePlan, audit: AuditWriter, correlation: str, trusted: bool
+    ) -> CycleRun:
+        """Carry out a planned cycle, recording conflicts when they appear or clear."""
+        assert self.standing is not None  # made by ``run``
+        self.standing.record(cycle, audit, correlation, trusted=trusted)
+        return run_cycle(
+            cycle, self.targets, audit, correlation, stopping=self.stopping, conflicts=False
+        )
 
     def _targeted_due(self) -> bool:
         """Only a boundary is due and a targeted cycle can serve it: switched on, the
@@ -312,7 +325,7 @@ class Daemon:
                 self.config, now, after, basis, self.targets, source.state.load_absences()
             )
             self.pulse.beat()
-            run = run_cycle(cycle, self.targets, audit, str(uuid.uuid4()), stopping=self.stopping)
+            run = self._run(cycle, audit, str(uuid.uuid4()), trusted=not basis.reading.degraded)
         except SyncdError as exc:
             self._failed(str(exc), CycleResult.FAILED)
             return
@@ -368,32 +381,3 @@ class Daemon:
             self.health.set(HEALTH[result], reason)
         self.last_status = status_line(cycle, result, self.schedule.boundary)
         self.notify.status(self.last_status)
-
-
-def verdict(
-    cycle: CyclePlan, reports: Sequence[ApplyReport], degraded: str
-) -> tuple[CycleResult, str]:
-    """A finished cycle's result, and why it is not a success ("" when it is).
-
-    Planning from the snapshot (``degraded``) outranks failed changes: the source is
-    what an operator has to fix first."""
-    if degraded:
-        return CycleResult.SOURCE_ERROR, degraded
-    if cycle.errors or any(not r.ok for r in reports):
-        unavailable = [r.unavailable for r in reports if r.unavailable]
-        reason = "; ".join([*cycle.errors.values(), *unavailable])
-        return CycleResult.FAILED, reason or "some changes failed"
-    held = any(p.holds for p in cycle.plans)
-    return (CycleResult.HELD if held else CycleResult.OK), ""
-
-
-def status_line(cycle: CyclePlan, result: CycleResult, boundary: datetime | None) -> str:
-    """systemd's ``STATUS=`` after a cycle: ``ok: 3 active, 2 actions last cycle, ...``
-    (``ok: targeted, 2 people, 4 actions last cycle, ...`` after a targeted one)."""
-    active = sum(p.state is PersonState.ACTIVE for p in cycle.people.values())
-    scope = f"{active} active"
-    if cycle.targeted is not None:
-        scope = f"targeted, {len(cycle.targeted)} people"
-    actions = sum(len(p.actions) for p in cycle.plans)
-    after = f", next boundary {boundary:%Y-%m-%dT%H:%M:%SZ}" if boundary else ""
-    return f"{result}: {scope}, {actions} actions last cycle{after}"

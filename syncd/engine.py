@@ -47,6 +47,8 @@ from syncd.targets.ldap import LdapDirectory
 from syncd.targets.scim import ScimDirectory
 
 log = logging.getLogger(__name__)
+# per target (its name, the actions it will run): a callback told of each chunk sent
+Progress = Callable[[str, int], Callable[[int], None] | None]
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ def plan_targeted(
     *,
     expiries_only: bool = False,
     absent_since: Mapping[str, datetime] | None = None,
+    allow_mass_change: bool = False,
 ) -> CyclePlan:
     """A targeted cycle at a boundary: observe (``Target.observe_people``) and plan
     only the people ``keys`` names, those whose state changes at this instant
@@ -216,7 +219,8 @@ def plan_targeted(
     restricted to ``keys`` (tests/unit/test_targeted.py checks it), except that
     usernames held by people outside ``keys`` are left to the target's conflict
     look-up (``find_conflicts``). The record of absences is kept as it is: only a full
-    cycle sees who is absent."""
+    cycle sees who is absent. ``syncd explain`` plans one person so, with
+    ``allow_mass_change``: safety limits are judged over a whole cycle, not one person."""
     previous = dict(absent_since or {})
     mine = [c for c in source.contracts if c.person in keys]
     people = resolve(mine, config.core_policy(), now)
@@ -229,6 +233,7 @@ def plan_targeted(
             name,
             partial(observation, target, people, keys, managed.get(name)),
             protected,
+            allow_mass_change=allow_mass_change,
             expiries_only=expiries_only,
             absent_since=previous,
             managed=managed.get(name),
@@ -284,13 +289,18 @@ def run_cycle(
     session: str = "",
     mass_change: bool = False,
     stopping: Callable[[], bool] = lambda: False,
+    progress: Progress | None = None,
+    conflicts: bool = True,
 ) -> CycleRun:
     """Carry out a planned cycle: settle the intents a crash left open (against what
     the cycle observed), apply every target's plan, then attest each target's managed
     scope (one record per target). ``session`` names a run that is one cycle
     (``sync``): it is bracketed by start and stop records in the trail; the daemon
     writes those once for its whole run instead. ``mass_change``: the safety limits
-    were lifted (``--allow-mass-change``), which the trail records."""
+    were lifted (``--allow-mass-change``), which the trail records. ``progress``: asked
+    for a callback per target (its name, its runnable actions), told of each chunk.
+    ``conflicts``: record each conflict of the plans (the daemon records them itself,
+    once when one appears and once when it clears: ``syncd.standing``)."""
     if session:
         audit.event(START, "Start", f"{session} started", correlation, targets=sorted(targets))
     if cycle.targeted is None:
@@ -312,6 +322,8 @@ def run_cycle(
             "--allow-mass-change: safety limits lifted for this run",
             correlation,
         )
+    for conflict in (c for plan in cycle.plans for c in plan.conflicts) if conflicts else ():
+        audit.conflict(conflict, correlation)
     reports = [
         apply_plan(
             plan,
@@ -320,6 +332,7 @@ def run_cycle(
             correlation,
             stopping,
             cycle.observed.get(plan.target),
+            progress(plan.target, len(plan.runnable)) if progress else None,
         )
         for plan in cycle.plans
     ]

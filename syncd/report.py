@@ -17,7 +17,7 @@ from typing import Any
 
 from syncd.apply import ApplyReport
 from syncd.core.attest import Attestation, ViolationKind
-from syncd.core.model import Action, ActionKind, Person
+from syncd.core.model import Action, ActionKind, Conflict, Person
 from syncd.core.text import shown
 from syncd.core.timeutil import iso_utc
 from syncd.engine import CyclePlan, counts, summary_line
@@ -55,6 +55,24 @@ def action_line(action: Action) -> str:
     return line
 
 
+def conflict_line(conflict: Conflict) -> str:
+    """``  ! conflict ana (contract C-1): username 'ana' is taken by ... (uid=ana,...)``"""
+    ref = f" ({conflict.ref})" if conflict.ref else ""
+    return f"  ! conflict {conflict.username} ({conflict.contracts}): {conflict.detail}{ref}"
+
+
+def conflict_json(conflict: Conflict) -> dict[str, Any]:
+    """A conflict in ``plan --json``: ``reason`` carries the fix, as in the text report."""
+    return {
+        "person": conflict.person,
+        "username": conflict.username,
+        "ref": conflict.ref,
+        "reason": conflict.detail,
+        "contract_ids": list(conflict.contract_ids),
+        "fix": conflict.remedy or None,
+    }
+
+
 def render_plan(cycle: CyclePlan) -> str:
     out = [f"Plan at {iso_utc(cycle.at)}"]
     for name, error in sorted(cycle.errors.items()):
@@ -66,10 +84,7 @@ def render_plan(cycle: CyclePlan) -> str:
         out += [f"  {action_line(a)}" for a in plan.actions]
         waits = cycle.waits.get(plan.target, ())
         out += [f"  · waits  {action_line(w.action)}  [{w}]" for w in waits]
-        out += [
-            f"  ! conflict {c.username}: {c.reason}" + (f" ({c.ref})" if c.ref else "")
-            for c in plan.conflicts
-        ]
+        out += [conflict_line(c) for c in plan.conflicts]
         out += [f"  ! safety hold: {h}" for h in plan.holds]
         out += [
             f"  ! group {g} does not exist: its members cannot be added or removed"
@@ -92,14 +107,11 @@ def plan_json(cycle: CyclePlan) -> dict[str, Any]:
             {
                 "name": plan.target,
                 "managed": plan.managed,
-                "actions": [_action_json(a) for a in plan.actions],
-                "conflicts": [
-                    {"person": c.person, "username": c.username, "ref": c.ref, "reason": c.reason}
-                    for c in plan.conflicts
-                ],
+                "actions": [plan_action_json(a) for a in plan.actions],
+                "conflicts": [conflict_json(c) for c in plan.conflicts],
                 "holds": list(plan.holds),
                 "waits": [
-                    {**_action_json(w.action), "until": iso_utc(w.until)}
+                    {**plan_action_json(w.action), "until": iso_utc(w.until)}
                     for w in cycle.waits.get(plan.target, ())
                 ],
                 "missing_groups": sorted(cycle.observed[plan.target].missing_groups),
@@ -122,7 +134,7 @@ def plan_json(cycle: CyclePlan) -> dict[str, Any]:
     }
 
 
-def _action_json(action: Action) -> dict[str, Any]:
+def plan_action_json(action: Action) -> dict[str, Any]:
     return {
         "kind": action.kind.value,
         "person": action.person,

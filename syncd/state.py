@@ -97,6 +97,10 @@ class StateDir:
             return
         self._absences = dict(since)
 
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        """Replace file ``name`` in the folder with ``data``, atomically; ``OSError``."""
+        self._replace(name, data)
+
     def _replace(self, name: str, data: dict[str, Any]) -> None:
         target = self.path / name
         temporary = target.with_suffix(".tmp")

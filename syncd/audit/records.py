@@ -221,9 +221,30 @@ def settle_record(intent: dict[str, Any], applied: bool | None, detail: str) -> 
 def conflict_record(conflict: Conflict) -> dict[str, Any]:
     """An unmanaged object where a person's account would go: reported, never adopted."""
     record = dict(fixed_fields(ACCOUNT_CHANGE, 1, "Create", FAILURE, "Failure"))
-    record["status_detail"] = f"conflict: {conflict.reason}"
+    record["status_detail"] = f"conflict: {conflict.detail}"
     record["user"] = user_part(conflict.username, conflict.person, conflict.ref)
-    record["unmapped"] = {"target": conflict.target, "phase": "conflict", "reason": conflict.reason}
+    record["unmapped"] = {
+        "target": conflict.target,
+        "phase": "conflict",
+        "contract_ids": list(conflict.contract_ids),
+        "reason": conflict.detail,
+    }
+    return record
+
+
+def conflict_cleared_record(conflict: Conflict, since: datetime) -> dict[str, Any]:
+    """A conflict recorded as standing since ``since`` is gone: the create it blocked
+    may go ahead (or is no longer wanted). Written by the daemon, once per conflict."""
+    record = dict(fixed_fields(ACCOUNT_CHANGE, 99, "Conflict Cleared", SUCCESS, "Success"))
+    record["status_detail"] = f"conflict cleared: {conflict.detail}"
+    record["user"] = user_part(conflict.username, conflict.person, conflict.ref)
+    record["unmapped"] = {
+        "target": conflict.target,
+        "phase": "conflict_cleared",
+        "contract_ids": list(conflict.contract_ids),
+        "reason": conflict.detail,
+        "since": iso(since),
+    }
     return record
 
 

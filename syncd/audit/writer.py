@@ -44,6 +44,7 @@ Every operating system error becomes an ``AuditError`` that names the file and t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from syncd.audit.attestation import attestation_record
@@ -53,6 +54,7 @@ from syncd.audit.records import (
     ActionBody,
     action_body,
     collateral_record,
+    conflict_cleared_record,
     conflict_record,
     event_record,
     held_record,
@@ -126,6 +128,10 @@ class AuditWriter(Trail):
 
     def conflict(self, conflict: Conflict, correlation: str) -> None:
         self._append(conflict_record(conflict), correlation)
+
+    def conflict_cleared(self, conflict: Conflict, since: datetime, correlation: str) -> None:
+        """A conflict that stood since ``since`` is gone (the daemon's record of it)."""
+        self._append(conflict_cleared_record(conflict, since), correlation)
 
     def collateral(self, collateral: Collateral, correlation: str) -> None:
         """Members outside the managed scope changed under a write to a managed group."""

@@ -106,13 +106,38 @@ class ObservedAccount:
 
 @dataclass(frozen=True)
 class Conflict:
-    """An unmanaged (or foreign) object stands where a person's account would go."""
+    """An unmanaged (or foreign) object stands where a person's account would go.
+
+    A target finds it knowing only the person and the username; the planner adds the
+    person's ``contract_ids``. ``fix`` says how to put it right, ``{contract}`` in it
+    standing for the contracts (``detail`` names them)."""
 
     target: str
     person: str
     username: str
     ref: str
     reason: str
+    contract_ids: tuple[str, ...] = ()
+    fix: str = ""
+
+    @property
+    def contracts(self) -> str:
+        """``contract C-1``, ``contracts C-1, C-2``, or ``the contract`` (none known)."""
+        if not self.contract_ids:
+            return "the contract"
+        plural = "s" if len(self.contract_ids) > 1 else ""
+        return f"contract{plural} {', '.join(self.contract_ids)}"
+
+    @property
+    def remedy(self) -> str:
+        """``fix`` naming the contracts: ``give contract C-1 another username``."""
+        return self.fix.replace("{contract}", self.contracts)
+
+    @property
+    def detail(self) -> str:
+        """The reason, and the fix naming the contracts: ``username 'x' is longer than
+        20 characters (fix: give contract C-1 a username AD accepts (username: field))``."""
+        return f"{self.reason} (fix: {self.remedy})" if self.fix else self.reason
 
 
 @dataclass(frozen=True)

@@ -249,9 +249,10 @@ class _Planner:
                 person.username,
                 "",
                 f"username {person.username!r} is already used by person {owner!r}",
+                fix="give {contract} another username (username: field)",
             )
         if conflict is not None:
-            self.conflicts.append(conflict)
+            self.conflicts.append(replace(conflict, contract_ids=person.contract_ids))
             return
         self.usernames[person.username.lower()] = person.key
         ids, reason = person.contract_ids, person.reason

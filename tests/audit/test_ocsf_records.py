@@ -53,7 +53,9 @@ def test_every_record_kind_is_valid_for_its_class(tmp_path: Path) -> None:
         audit.outcome(Outcome(disable, True, "", verified=True, observed={"x": ("1",)}), "c1")
         audit.outcome(Outcome(add, False, "corp reports not a member", verified=False), "c1")
         audit.held(_action(ActionKind.DELETE, held="limit"), "c1")
-        audit.conflict(Conflict("corp", "bo@v.example", "bo", "uid=bo,ou=x", "taken"), "c1")
+        conflict = Conflict("corp", "bo@v.example", "bo", "uid=bo,ou=x", "taken", ("C-7",))
+        audit.conflict(conflict, "c1")
+        audit.conflict_cleared(conflict, END, "c1")
         audit.collateral(Collateral("corp", "cn=devs,ou=g", frozenset({"a"}), frozenset()), "c1")
         audit.event(STOP, "Stop", "sync finished", "c1")
     with AuditWriter(trail, WriterOptions(rotate_bytes=4000)) as audit:  # ``lost`` is open
@@ -64,6 +66,9 @@ def test_every_record_kind_is_valid_for_its_class(tmp_path: Path) -> None:
     records = [json.loads(line) for f in files for line in f.open()]
     phases = {r["unmapped"].get("phase", r.get("activity_name")) for r in records}
     assert {"intent", "outcome", "held", "conflict", "collateral", "header", "Start"} <= phases
+    assert "conflict_cleared" in phases
+    conflicts = [r for r in records if r["unmapped"].get("phase", "").startswith("conflict")]
+    assert [r["unmapped"]["contract_ids"] for r in conflicts] == [["C-7"], ["C-7"]]
     assert {"seal", "checkpoint"} & phases
     for record in records:
         assert problems(record) == [], record

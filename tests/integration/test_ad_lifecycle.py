@@ -112,8 +112,16 @@ def test_usernames_ad_cannot_take_are_conflicts_with_a_reason(ad_lab: AdLab) -> 
     result = ad_lab.syncd("sync")
 
     assert result.code == 1, result.out
-    assert "forbids in sAMAccountName: '['" in result.out
-    assert "longer than AD's 20 characters" in result.out
+    assert (
+        "  ! conflict ana[lopez] (contract C-1): username 'ana[lopez]' holds characters AD "
+        "forbids in sAMAccountName: '[' ']' (fix: give contract C-1 a username AD accepts "
+        "(username: field))"
+    ) in result.out
+    assert (
+        "  ! conflict bo.chen.of.the.vendor.team (contract C-2): username "
+        "'bo.chen.of.the.vendor.team' is longer than AD's 20 characters for sAMAccountName "
+        "(fix: give contract C-2 a username AD accepts (username: field))"
+    ) in result.out
     assert ad_lab.find("ana[lopez]") is None
     assert ad_lab.account("cy.dee") == Account(True, frozenset({"wiki-editors"}))
 
@@ -125,7 +133,11 @@ def test_a_person_key_longer_than_employee_id_is_a_conflict(ad_lab: AdLab) -> No
     result = ad_lab.syncd("sync")
 
     assert result.code == 1, result.out
-    assert "longer than employeeID's 16 characters" in result.out
+    assert (
+        "  ! conflict ana.lopez (contract C-1): person key 'ana.lopez@vendor.example' is "
+        "longer than employeeID's 16 characters (fix: give contract C-1 a shorter person: "
+        "key, or set key_attribute)"
+    ) in result.out
     assert ad_lab.find("ana.lopez") is None
 
 

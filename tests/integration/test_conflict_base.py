@@ -74,13 +74,17 @@ def test_stock_config_finds_the_employee_with_the_same_uid(lab: Lab) -> None:
     result = lab.syncd("sync")
 
     assert plan.code == 1, plan.out
-    assert "! conflict jdoe: username 'jdoe' is taken by an unmanaged entry" in plan.out
+    assert (
+        f"  ! conflict jdoe (contract C-1): username 'jdoe' is taken by an unmanaged entry "
+        f"(person 'jdoe@example.test') ({EMPLOYEE})"
+    ) in plan.out
     assert result.code == 1, result.out
     assert EMPLOYEE in result.out
     assert lab.entry(dn_of("jdoe")) is None  # not created beside the employee
     assert lab.snapshot() == before
     conflicts = [r for r in lab.audit() if r.get("unmapped", {}).get("phase") == "conflict"]
     assert [(r["user"]["name"], r["user"]["uid_alt"]) for r in conflicts] == [("jdoe", EMPLOYEE)]
+    assert [r["unmapped"]["contract_ids"] for r in conflicts] == [["C-1"]]
 
 
 def test_the_root_dse_is_read_once_and_names_the_suffix(

@@ -190,7 +190,10 @@ def test_conflicts_of_a_mass_onboarding_are_found_by_a_scan_or_by_filters(
     result = scim_lab.syncd("plan")
 
     assert result.code == 1
-    assert "conflict per.son7: userName 'per.son7' is taken by an unmanaged user" in result.out
+    assert (
+        "! conflict per.son7 (contract P-7): userName 'per.son7' is taken by an unmanaged "
+        "user (externalId 'hr-7')"
+    ) in result.out
     lookups = [p for m, p, _ in proxy.sent if m == "GET" and "/Users?" in p and "sw" not in p]
     with_filter = [p for p in lookups if "filter=" in p]
     # a count, then the three users (two employees and the squatter) one way or the other

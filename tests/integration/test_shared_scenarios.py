@@ -11,6 +11,8 @@ groups is it in).
 
 from __future__ import annotations
 
+import json
+
 from tests.labs.common import ANA, BO_FUTURE, CARLA_ENDED, Account, World
 
 
@@ -75,12 +77,18 @@ def test_an_unmanaged_account_with_the_same_username_is_a_conflict_never_adopted
     result = world.syncd("sync")
 
     assert result.code == 1, result.out
-    assert "conflict ana.lopez" in result.out
+    assert "! conflict ana.lopez (contract C-1): " in result.out
+    assert "'ana.lopez' is taken by" in result.out  # the username, as the target names it
     assert "unmanaged" in result.out
     assert world.account("ana.lopez") is None
     assert world.snapshot() == before
     conflicts = [r for r in world.audit() if r.get("unmapped", {}).get("phase") == "conflict"]
     assert [r["user"]["name"] for r in conflicts] == ["ana.lopez"]
+    assert [r["unmapped"]["contract_ids"] for r in conflicts] == [["C-1"]]
+    planned = world.syncd("plan", "--json")
+    [conflict] = [c for t in json.loads(planned.out)["targets"] for c in t["conflicts"]]
+    assert (conflict["username"], conflict["contract_ids"]) == ("ana.lopez", ["C-1"])
+    assert planned.code == 1
 
 
 def test_a_second_sync_changes_nothing(world: World) -> None:

@@ -669,7 +669,7 @@ def test_observed_conflict_blocks_the_create_and_is_reported() -> None:
         people(person("ann"), person("bob")),
         observed(conflicts={"ann@v.example": conflict}),
     )
-    assert result.conflicts == (conflict,)
+    assert result.conflicts == (replace(conflict, contract_ids=("C-ann",)),)
     assert {a.person for a in result.actions} == {"bob@v.example"}
 
 
@@ -684,7 +684,11 @@ def test_username_of_another_managed_person_is_a_conflict(taken: str) -> None:
     assert conflict.target == "corp"
     assert conflict.person == "ann@v.example"
     assert conflict.username == "ann"
-    assert "zed@v.example" in conflict.reason
+    assert conflict.contract_ids == ("C-ann",)
+    assert conflict.detail == (
+        "username 'ann' is already used by person 'zed@v.example' "
+        "(fix: give contract C-ann another username (username: field))"
+    )
     assert "ann@v.example" not in {a.person for a in result.actions}
     assert {a.person for a in result.actions} == {"zed@v.example"}
 
@@ -694,7 +698,23 @@ def test_two_new_people_wanting_one_username() -> None:
     assert {a.person for a in result.actions} == {"ann@v.example"}
     [conflict] = result.conflicts
     assert conflict.person == "bob@v.example"
+    assert conflict.contract_ids == ("C-bob",)
     assert "ann@v.example" in conflict.reason
+
+
+@pytest.mark.parametrize(
+    ("ids", "fix"),
+    [
+        ((), "give the contract a username AD accepts"),
+        (("C-1",), "give contract C-1 a username AD accepts"),
+        (("C-1", "C-2"), "give contracts C-1, C-2 a username AD accepts"),
+    ],
+)
+def test_a_conflicts_fix_names_its_contracts(ids: tuple[str, ...], fix: str) -> None:
+    conflict = Conflict(
+        "corp", "ann@v.example", "ann", "", "too long", ids, "give {contract} a username AD accepts"
+    )
+    assert conflict.detail == f"too long (fix: {fix})"
 
 
 def test_conflict_does_not_affect_an_existing_account() -> None:

@@ -94,11 +94,10 @@ class AdDirectory:
         for person, name in wanted:
             problem = v.sam_problem(name) or v.key_problem(cfg.key_attribute, person)
             if problem:
-                fix = "give the contract a username AD accepts (username: field)"
+                fix = "give {contract} a username AD accepts (username: field)"
                 if not v.sam_problem(name):
-                    fix = "give the contracts a shorter person: key, or set key_attribute"
-                reason = f"{problem} (fix: {fix})"
-                conflicts[person] = Conflict(self.name, person, name, "", reason)
+                    fix = "give {contract} a shorter person: key, or set key_attribute"
+                conflicts[person] = Conflict(self.name, person, name, "", problem, fix=fix)
             else:
                 lookup.append((person, name))
         if not lookup:
