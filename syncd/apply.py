@@ -1,9 +1,10 @@
 """Run a target's plan: audit intent, send, read back, audit outcome; report.
 
 Called by ``syncd.engine.run_cycle`` for each target after planning. Actions go out in
-plan order, in chunks of one kind: the first chunks are small (``FIRST_CHUNK``, doubling
-up to the target's ``batch_size``), so that in a burst of revocations the first disables
-are on the target and verified within a second, not after a thousand. The chunk's intents
+plan order, in chunks of one kind and up to the target's ``batch_size``; the first
+chunks of disables are small (``FIRST_CHUNK``, doubling), so that in a burst of
+revocations the first disables are on the target and verified within a second, not
+after a thousand. The chunk's intents
 are written and fsynced before any of its writes is sent, so a crash never leaves a
 change without its intent on disk. A failed create skips the rest of that person's
 actions; other failures are reported and the cycle goes on. When the target is
@@ -41,7 +42,8 @@ from syncd.errors import TargetError, TemporaryError
 from syncd.targets.base import Target
 
 log = logging.getLogger(__name__)
-# The size of a plan's first chunk; each next chunk is twice the last, up to batch_size.
+# The size of a plan's first chunk of disables; each next one is twice the last, up to
+# the target's batch_size.
 FIRST_CHUNK = 50
 
 
@@ -81,15 +83,15 @@ def apply_plan(
     for action in plan.held:
         audit.held(action, correlation)
     report = run.report
-    chunk = min(FIRST_CHUNK, target.batch_size)
+    size = _Chunks(target.batch_size)
     pending: list[Action] = []
     for action in plan.runnable:
-        if pending and (pending[0].kind is not action.kind or len(pending) >= chunk):
+        if pending and (pending[0].kind is not action.kind or len(pending) >= size.of(pending)):
             run.send(pending)
             if progress is not None:
                 progress(len(pending))
+            size.sent(pending)
             pending = []
-            chunk = min(chunk * 2, target.batch_size)
         # Asked between chunks only: the chunk being gathered is sent whole.
         stop = not pending and stopping()
         if report.unavailable or stop or action.person in run.failed_creates:
@@ -102,6 +104,26 @@ def apply_plan(
             progress(len(pending))
     audit.sync()
     return report
+
+
+@dataclass
+class _Chunks:
+    """How many actions go in the next chunk: the target's batch size, except for the
+    disables, which start at ``FIRST_CHUNK`` and double (a lock-out is what a deadline
+    is about; other kinds gain nothing from it, and a SCIM group is read back whole
+    after each of its chunks)."""
+
+    batch_size: int
+    disables: int = FIRST_CHUNK
+
+    def of(self, pending: list[Action]) -> int:
+        if pending[0].kind is ActionKind.DISABLE:
+            return min(self.disables, self.batch_size)
+        return self.batch_size
+
+    def sent(self, chunk: list[Action]) -> None:
+        if chunk[0].kind is ActionKind.DISABLE:
+            self.disables *= 2
 
 
 @dataclass

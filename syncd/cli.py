@@ -34,7 +34,7 @@ from syncd.audit.writer import rotated_files
 from syncd.commands import FAILED, HELD, OK, TAMPERED, USAGE
 from syncd.config import Config, config_path, load_config
 from syncd.core.text import json_safe, shown
-from syncd.daemon import Controls, Daemon
+from syncd.daemon import Daemon
 from syncd.engine import (
     CyclePlan,
     close_all,
@@ -48,6 +48,7 @@ from syncd.errors import ConfigError, SourceError, SyncdError
 from syncd.progress import Progress
 from syncd.state import Absences, StateLocked, read_absences
 from syncd.targets.base import Target
+from syncd.watch import Controls
 
 log = logging.getLogger("syncd")
 # What ``signal.signal`` returns: a function, SIG_DFL or SIG_IGN, or None (set outside Python)

@@ -9,12 +9,12 @@ handing it in-memory targets through ``open_targets``.
 The loop runs a cycle (``syncd.engine``) when the schedule says so (``syncd.watch``:
 every ``daemon.interval``, at the next grant time or access end, after a backoff) or
 when the source file changed, and sleeps in between. When only a boundary is due, the
-cycle is a targeted one (``syncd.targeted``, ``daemon.targeted_cycles``): just the
-people whose access changes then, planned from the last full cycle's contracts.
-Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each cycle
-it attests every target it observed (``syncd.core.attest``: one record per target in the
-audit trail), records metrics (``syncd.metrics``), sets the health state and tells
-systemd how things stand (``syncd.sdnotify``). One instance per state directory (``syncd.state``).
+cycle is a targeted one (``syncd.targeted``): just the people whose access changes
+then (a burst: its vanguard first), planned from the last full cycle's contracts.
+Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each
+cycle it attests every target it observed (one record per target), records metrics,
+sets the health state and tells systemd how things stand. One instance per state
+directory (``syncd.state``).
 
 The loop and its connections beat a ``syncd.pulse.Pulse``; a thread of its own sends
 ``WATCHDOG=1`` while that pulse is alive, so a slow or frozen target never starves the
@@ -31,7 +31,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,51 +49,14 @@ from syncd.pulse import STOP_GRACE, Pulse
 from syncd.sdnotify import Notifier, Watchdog
 from syncd.standing import StandingConflicts
 from syncd.state import StateDir
-from syncd.targeted import Basis, plan_boundary
+from syncd.targeted import Basis, boundary_slices, plan_boundary
 from syncd.targets.base import Target
 from syncd.verdict import status_line, verdict
-from syncd.watch import WATCH_EVERY, Reading, Schedule, SourceWatch, Stopping
+from syncd.watch import WATCH_EVERY, Controls, Reading, Schedule, SourceWatch, Stopping
 
 log = logging.getLogger(__name__)
 OpenTargets = Callable[[Config], dict[str, Target]]
 HEALTH = {CycleResult.SOURCE_ERROR: "degraded", CycleResult.FAILED: "failing"}
-
-
-class Controls:
-    """Requests to a running daemon, from another thread or a signal handler.
-
-    ``stop``: finish the write in flight, then end ``run``. Each request also sets
-    ``wake``, on which the loop sleeps, so it is served at once; ``stop`` set on its own
-    is seen within ``syncd.watch.WATCH_EVERY``."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.wake = threading.Event()
-        self._reload = False
-        self._cycle = False
-
-    def request_stop(self) -> None:
-        self.stop.set()
-        self.wake.set()
-
-    def request_reload(self) -> None:
-        self._reload = True
-        self.wake.set()
-
-    def request_cycle(self) -> None:
-        self._cycle = True
-        self.wake.set()
-
-    def take_reload(self) -> bool:
-        """Whether a reload was requested since the last call. A request that lands
-        while this runs is served by the reload that follows."""
-        requested, self._reload = self._reload, False
-        return requested
-
-    def take_cycle(self) -> bool:
-        """Whether a cycle was requested since the last call."""
-        requested, self._cycle = self._cycle, False
-        return requested
 
 
 class Daemon:
@@ -311,26 +274,45 @@ class Daemon:
         )
 
     def _targeted(self, source: SourceWatch, audit: AuditWriter) -> None:
-        """A targeted cycle (``syncd.targeted``): the people whose state changed since
-        the last handled instant, from the last full cycle's contracts, without reading
-        the source. The poll stays where it is."""
+        """Targeted cycles (``syncd.targeted``) over the people whose state changed
+        since the last handled instant, from the last full cycle's contracts, without
+        reading the source: one, or for a burst its vanguard and then the rest. The
+        poll stays where it is."""
         basis, after = self.basis, self.schedule.handled
         assert basis is not None  # ``_targeted_due`` said so
         assert after is not None
+        now, absent = datetime.now(UTC), source.state.load_absences()
+        for keys in boundary_slices(self.config, now, after, basis, absent) or [frozenset()]:
+            if not self._boundary_cycle(basis, (after, now), keys, absent, audit):
+                return  # the retry is a full cycle
+            if self.stopping():
+                return
+
+    def _boundary_cycle(
+        self,
+        basis: Basis,
+        since: tuple[datetime, datetime],
+        keys: frozenset[str],
+        absent: Mapping[str, datetime],
+        audit: AuditWriter,
+    ) -> bool:
+        """One targeted cycle over ``keys``, whose state changed in ``since`` (after,
+        now]; whether it reached every target."""
+        after, now = since
         started = time.monotonic()
-        now = datetime.now(UTC)
         self.schedule.started(time.time(), 0.0, targeted=True)
         try:
             cycle, self.schedule.boundary = plan_boundary(
-                self.config, now, after, basis, self.targets, source.state.load_absences()
+                self.config, now, after, basis, self.targets, absent, keys
             )
             self.pulse.beat()
             run = self._run(cycle, audit, str(uuid.uuid4()), trusted=not basis.reading.degraded)
         except SyncdError as exc:
             self._failed(str(exc), CycleResult.FAILED)
-            return
+            return False
         log.info("targeted cycle: %d people at a boundary", len(cycle.targeted or ()))
         self._finished(cycle, run.reports, [], basis.reading, time.monotonic() - started)
+        return not self.schedule.retry_at
 
     def _back_off(self) -> float:
         """Schedule the retry after a failure; its delay in seconds."""

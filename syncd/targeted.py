@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from syncd.config import Config
-from syncd.core.boundaries import changing, grace_ends, next_grace_end
+from syncd.core.boundaries import changing, grace_ends, next_grace_end, vanguard
 from syncd.core.desired import next_boundary
 from syncd.engine import CyclePlan, SourceRead, plan_targeted
 from syncd.targets.base import Target
@@ -53,6 +53,28 @@ class Basis:
         return bool(targets) and all(name in self.managed for name in targets)
 
 
+# A burst of more than twice this many people is handled in two targeted cycles: this
+# many first (the earliest deadlines), observed by key and locked out within a second,
+# then the rest, whose observation may take seconds.
+VANGUARD = 100
+
+
+def boundary_slices(
+    config: Config,
+    now: datetime,
+    after: datetime,
+    basis: Basis,
+    absent_since: Mapping[str, datetime],
+) -> list[frozenset[str]]:
+    """The people whose state changes in ``(after, now]``, as the targeted cycles to
+    run one after the other: one, or for a burst the vanguard and then the rest (none
+    when nobody changes)."""
+    policy = config.core_policy()
+    graces = grace_ends(absent_since, policy.orphan_grace)
+    keys = changing(basis.source.contracts, policy, after, now, graces)
+    return vanguard(basis.source.contracts, policy, keys, after, graces, VANGUARD)
+
+
 def plan_boundary(
     config: Config,
     now: datetime,
@@ -60,13 +82,16 @@ def plan_boundary(
     basis: Basis,
     targets: dict[str, Target],
     absent_since: Mapping[str, datetime],
+    keys: frozenset[str] | None = None,
 ) -> tuple[CyclePlan, datetime | None]:
-    """Plan a targeted cycle over the people whose state changes in ``(after, now]``;
-    also the next instant to wake at (a grant, an end, an orphan's grace)."""
+    """Plan a targeted cycle over ``keys`` (by default, the people whose state changes
+    in ``(after, now]``); also the next instant to wake at (a grant, an end, an
+    orphan's grace)."""
     source = basis.source
     policy = config.core_policy()
     graces = grace_ends(absent_since, policy.orphan_grace)
-    keys = changing(source.contracts, policy, after, now, graces)
+    if keys is None:
+        keys = changing(source.contracts, policy, after, now, graces)
     cycle = plan_targeted(
         config,
         now,

@@ -1,5 +1,8 @@
 """When the daemon wakes, and which contracts it plans with. Called by ``syncd.daemon``.
 
+``Controls`` carries the requests made to a running daemon (stop, reload, a cycle now)
+from signal handlers and other threads to its loop.
+
 ``Schedule`` holds the loop's timers: the next poll (``daemon.interval``), the retry
 after a failed cycle (exponential backoff, whatever the poll), and the next known
 boundary (a grant time or an access end), so access ends on time whatever the interval.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -264,3 +268,40 @@ def _stat(path: Path) -> Stat | None:
     except OSError:
         return None
     return info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino
+
+
+class Controls:
+    """Requests to a running daemon, from another thread or a signal handler.
+
+    ``stop``: finish the write in flight, then end ``run``. Each request also sets
+    ``wake``, on which the loop sleeps, so it is served at once; ``stop`` set on its own
+    is seen within ``syncd.watch.WATCH_EVERY``."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self._reload = False
+        self._cycle = False
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self._reload = True
+        self.wake.set()
+
+    def request_cycle(self) -> None:
+        self._cycle = True
+        self.wake.set()
+
+    def take_reload(self) -> bool:
+        """Whether a reload was requested since the last call. A request that lands
+        while this runs is served by the reload that follows."""
+        requested, self._reload = self._reload, False
+        return requested
+
+    def take_cycle(self) -> bool:
+        """Whether a cycle was requested since the last call."""
+        requested, self._cycle = self._cycle, False
+        return requested

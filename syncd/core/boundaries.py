@@ -49,6 +49,32 @@ def changing(
     return frozenset(keys)
 
 
+def vanguard(
+    contracts: Iterable[Contract],
+    policy: Policy,
+    keys: frozenset[str],
+    after: datetime,
+    graces: Mapping[str, datetime],
+    size: int,
+) -> list[frozenset[str]]:
+    """``keys`` (from ``changing``) in the order of their deadlines: the ``size`` people
+    whose change came first, then the rest; all in one when they are not more than
+    twice ``size``. A burst is handled in two cycles so that the first people of it
+    are locked out before the rest is even observed. Pure."""
+    if len(keys) <= 2 * size:
+        return [keys] if keys else []
+    due = {key: end for key, end in graces.items() if key in keys}
+    for contract in contracts:
+        if contract.person not in keys or not may_grant(contract, policy):
+            continue
+        for moment in (grant_time(contract, policy), effective_end(contract, after)):
+            if after < moment:
+                due[contract.person] = min(due.get(contract.person, moment), moment)
+    ordered = sorted(keys, key=lambda key: (due.get(key, after), key))
+    first = frozenset(ordered[:size])
+    return [first, keys - first]
+
+
 def next_grace_end(graces: Mapping[str, datetime], now: datetime) -> datetime | None:
     """The first orphan grace that runs out after ``now``."""
     return min((end for end in graces.values() if end > now), default=None)

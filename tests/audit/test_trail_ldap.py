@@ -18,7 +18,8 @@ import pytest
 
 from syncd.audit.writer import rotated_files
 from syncd.config import load_config
-from syncd.daemon import Controls, Daemon
+from syncd.daemon import Daemon
+from syncd.watch import Controls
 from tests.audit.test_trail_faults import fill, records
 from tests.labs.common import ANA, people
 from tests.labs.ldap import Lab, dn_of

@@ -73,17 +73,19 @@ def test_a_burst_starts_with_small_chunks_so_the_first_disables_land_at_once(
     tmp_path: Path,
 ) -> None:
     # 50 first, then doubling up to the batch size: the first outcomes are written after
-    # 50 writes and their read-back, not after a thousand.
-    target = MemoryTarget("mem", batch_size=300)
+    # 50 writes and their read-back, not after a thousand. Other kinds go out whole.
+    target = MemoryTarget("mem", groups={GROUP: set()}, batch_size=300)
     for i in range(1000):
         target.accounts[f"p{i}"] = ObservedAccount(
             f"p{i}", f"mem:user{i}", f"user{i}", True, None, False
         )
+    actions = [disable(i) for i in range(1000)] + [add(i) for i in range(280)]
 
-    report = run(target, [disable(i) for i in range(1000)], tmp_path / "audit.jsonl")
+    report = run(target, actions, tmp_path / "audit.jsonl")
 
-    assert target.batches == [(ActionKind.DISABLE, n) for n in (50, 100, 200, 300, 300, 50)]
-    assert len(report.done) == 1000
+    disables = [(ActionKind.DISABLE, n) for n in (50, 100, 200, 300, 300, 50)]
+    assert target.batches == [*disables, (ActionKind.ADD_MEMBER, 280)]
+    assert len(report.done) == 1280
     assert not any(account.enabled for account in target.accounts.values())
 
 

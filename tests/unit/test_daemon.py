@@ -27,12 +27,12 @@ from syncd import pulse
 from syncd.audit.verify import verify
 from syncd.config import Config, load_config
 from syncd.core.model import Action, ActionKind, ObservedAccount
-from syncd.daemon import Controls, Daemon
+from syncd.daemon import Daemon
 from syncd.errors import PermanentError, TargetError, TemporaryError
 from syncd.state import StateLocked
 from syncd.targets.base import Target
 from syncd.targets.memory import MemoryTarget
-from syncd.watch import WATCH_EVERY, Schedule
+from syncd.watch import WATCH_EVERY, Controls, Schedule
 from tests.unit.test_watchdog import Listener
 
 DEVS = "cn=devs,dc=example,dc=test"

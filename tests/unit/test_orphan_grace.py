@@ -26,11 +26,12 @@ import yaml
 from syncd.config import Config, load_config
 from syncd.core.model import Action, ActionKind
 from syncd.core.plan import Wait
-from syncd.daemon import Controls, Daemon
+from syncd.daemon import Daemon
 from syncd.errors import ConfigError
 from syncd.state import ABSENCES, Absences, StateDir, StateLocked, read_absences
 from syncd.targets.base import Target
 from syncd.targets.memory import MemoryTarget
+from syncd.watch import Controls
 
 DEVS = "cn=devs,dc=example,dc=test"
 ANA, BO, CY = "ana@vendor.example", "bo@vendor.example", "cy@vendor.example"

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.core.boundaries import changing, grace_ends, next_grace_end
+from syncd import targeted
+from syncd.core.boundaries import changing, grace_ends, next_grace_end, vanguard
 from syncd.core.desired import resolve
-from syncd.core.model import ActionKind, Cause, Observed, TargetPlan
+from syncd.core.model import ActionKind, Cause, Contract, Observed, TargetPlan
 from syncd.core.plan import plan_with_waits
 from syncd.core.policy import Policy
 from syncd.errors import TargetError
@@ -260,4 +261,48 @@ def test_a_burst_below_the_least_number_is_looked_up_by_key(bench: Bench) -> Non
     wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="ok") == 1, 5)
 
     assert bench.corp.observations == [None, frozenset({ANA, BO})]
+    running.stop()
+
+
+def test_a_burst_is_split_into_its_earliest_deadlines_and_the_rest() -> None:
+    policy = Policy()
+    ends = {"a": at(30), "b": at(10), "c": at(20), "d": at(10), "e": at(40)}
+    contracts = [
+        Contract(key, key, key, "A", "B", key, ("developer",), at(-3600), end)
+        for key, end in sorted(ends.items())
+    ]
+    keys = frozenset(ends)
+
+    assert vanguard(contracts, policy, keys, at(0), {}, 2) == [
+        frozenset({"b", "d"}),
+        frozenset({"a", "c", "e"}),
+    ]
+    assert vanguard(contracts, policy, keys, at(0), {}, 3) == [keys]  # not over twice
+    assert vanguard(contracts, policy, frozenset(), at(0), {}, 2) == []
+    # an orphan's grace is its deadline too
+    graces = {"z": at(5)}
+    first, rest = vanguard(contracts, policy, keys | {"z"}, at(0), graces, 2)
+    assert first == {"z", "b"}
+    assert rest == {"a", "c", "d", "e"}
+
+
+def test_a_burst_runs_its_vanguard_first_then_the_rest(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(targeted, "VANGUARD", 1)
+    end = seconds_ahead(2)
+    bench.contracts(
+        contract("C-1", "ana", end), contract("C-2", "bo", end), contract("C-3", "cy", end)
+    )
+    running = bench.started()
+
+    wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="ok") == 2, 6)
+
+    cy = "cy@vendor.example"
+    assert bench.corp.observations == [None, frozenset({ANA}), frozenset({BO, cy})]
+    assert not any(bench.corp.accounts[k].enabled for k in (ANA, BO, cy))
+    records = [r for r in bench.audit() if r.get("activity_name") == "Targeted Cycle"]
+    assert [r["unmapped"]["people"] for r in records] == [1, 2]
+    disables = [r for r in bench.audit() if r.get("activity_name") == "Disable"]
+    assert disables[0]["user"]["name"] == "ana"  # the vanguard's outcome comes first
     running.stop()
