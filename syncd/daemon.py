@@ -26,6 +26,7 @@ whatever a target is doing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -49,7 +50,7 @@ from syncd.pulse import STOP_GRACE, Pulse
 from syncd.sdnotify import Notifier, Watchdog
 from syncd.standing import StandingConflicts
 from syncd.state import StateDir
-from syncd.targeted import Basis, boundary_slices, plan_boundary
+from syncd.targeted import VANGUARD, Basis, boundary_slices, plan_boundary
 from syncd.targets.base import Target
 from syncd.verdict import status_line, verdict
 from syncd.watch import WATCH_EVERY, Controls, Reading, Schedule, SourceWatch, Stopping
@@ -283,7 +284,10 @@ class Daemon:
         assert after is not None
         now, absent = datetime.now(UTC), source.state.load_absences()
         for keys in boundary_slices(self.config, now, after, basis, absent) or [frozenset()]:
-            if not self._boundary_cycle(basis, (after, now), keys, absent, audit):
+            # a big one relaxes the collector as a full cycle does; a small one need not
+            with gc_relaxed() if len(keys) > VANGUARD else contextlib.nullcontext():
+                reached = self._boundary_cycle(basis, (after, now), keys, absent, audit)
+            if not reached:
                 return  # the retry is a full cycle
             if self.stopping():
                 return
