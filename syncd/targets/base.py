@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Report = Callable[[Outcome], None]
 BATCH_SIZE = 200  # actions of one kind handed to a target at once, unless it says otherwise
-# A targeted cycle observes the whole scope when its people are at least WHOLE_LEAST
-# and more than 1/WHOLE_SHARE of the managed accounts (measured on slapd at 10,000: a
-# person looked up by key costs about 2.5 times an account of a whole observation).
+# The fewest people a targeted cycle observes by a whole observation (see whole_share).
+WHOLE_LEAST = 200
+# Target.whole_share for directories: on slapd at 10,000 accounts a person looked up by
+# key cost about 2.5 times an account of a whole observation.
 WHOLE_SHARE = 4
-WHOLE_LEAST = 500
 
 
 class Target(Protocol):
@@ -43,6 +43,10 @@ class Target(Protocol):
 
     name: str
     batch_size: int  # how many actions of one kind ``apply`` is handed at once
+    # A targeted cycle observes the whole scope when its people are more than
+    # 1/whole_share of the managed accounts (and at least WHOLE_LEAST): what looking a
+    # person up by key costs against an account of a whole observation.
+    whole_share: int
 
     def observe(self) -> Observed:
         """Managed accounts by person key, and the configured groups that do not exist
@@ -129,12 +133,12 @@ def observation(
 ) -> Observed:
     """What ``target`` holds (for ``keys`` only, when given), with the conflicts in the
     way of the accounts to create. When ``keys`` are many and more than
-    ``1/WHOLE_SHARE`` of the ``managed`` accounts (a midnight burst), one observation of
-    the whole scope costs less than looking each up: it is made and cut down to
-    ``keys``."""
+    ``1/target.whole_share`` of the ``managed`` accounts (a midnight burst), one
+    observation of the whole scope costs less than looking each up: it is made and cut
+    down to ``keys``."""
     if keys is None:
         observed = target.observe()
-    elif managed is not None and WHOLE_LEAST <= len(keys) > managed / WHOLE_SHARE:
+    elif managed is not None and WHOLE_LEAST <= len(keys) > managed / target.whole_share:
         whole = target.observe()
         observed = replace(whole, accounts={k: a for k, a in whole.accounts.items() if k in keys})
     else:

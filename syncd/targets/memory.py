@@ -26,7 +26,7 @@ from syncd.core.model import (
     ReadBack,
 )
 from syncd.errors import PermanentError, TargetError
-from syncd.targets.base import BATCH_SIZE, Report
+from syncd.targets.base import BATCH_SIZE, WHOLE_SHARE, Report
 
 Fault = Callable[[Action], TargetError | None]
 
@@ -51,6 +51,7 @@ class MemoryTarget:
     groups: Mapping[str, set[str]] = field(default_factory=dict)  # group -> member keys
     managed: frozenset[str] = frozenset()  # groups the config maps roles to
     batch_size: int = BATCH_SIZE
+    whole_share: int = WHOLE_SHARE
     fault: Fault = no_fault
     accounts: dict[str, ObservedAccount] = field(default_factory=dict)
     unmanaged: list[Unmanaged] = field(default_factory=list)

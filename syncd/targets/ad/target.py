@@ -31,7 +31,7 @@ from syncd.targets.ad import values as v
 from syncd.targets.ad.connection import ALREADY_MEMBER, NOT_MEMBER, connect
 from syncd.targets.ad.reading import AdReader
 from syncd.targets.ad.writes import AccountWriter, Seen
-from syncd.targets.base import BATCH_SIZE, Report
+from syncd.targets.base import BATCH_SIZE, WHOLE_SHARE, Report
 from syncd.targets.directory.operations import (
     candidates,
     change_members,
@@ -57,6 +57,7 @@ class AdDirectory:
     """Observe and change the managed OU of one Active Directory domain."""
 
     batch_size = BATCH_SIZE
+    whole_share = WHOLE_SHARE
 
     def __init__(self, name: str, config: AdTarget, groups: frozenset[str]) -> None:
         self.name = name

@@ -44,7 +44,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from syncd.config import LdapTarget
 from syncd.core.model import Action, ActionKind, Conflict, Observed, Outcome, ReadBack
 from syncd.errors import PermanentError, TargetError
-from syncd.targets.base import Report, gather
+from syncd.targets.base import WHOLE_SHARE, Report, gather
 from syncd.targets.directory.connection import NO_SUCH_OBJECT, Endpoint, LdapConnection
 from syncd.targets.directory.operations import (
     candidates,
@@ -103,6 +103,7 @@ class LdapDirectory:
     # accounts, or one base read per group touched), so fewer, fuller chunks keep the
     # verification of a first sync cheap; intents still reach the disk first.
     batch_size = 1000
+    whole_share = WHOLE_SHARE
 
     def __init__(self, name: str, config: LdapTarget, groups: frozenset[str]) -> None:
         self.name = name

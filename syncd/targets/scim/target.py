@@ -55,6 +55,9 @@ class ScimDirectory:
     # Bulk requests and member PATCHes carry up to this many changes (split further by
     # the server's maxOperations / maxPayloadSize); intents are still on disk first.
     batch_size = 1000
+    # An OR filter of ninety externalIds costs scim2-server about what listing five
+    # hundred users does (it compares every user with every term).
+    whole_share = 8
 
     def __init__(self, name: str, config: ScimTarget, groups: frozenset[str]) -> None:
         self.name = name
