@@ -283,10 +283,12 @@ class Daemon:
         assert basis is not None  # ``_targeted_due`` said so
         assert after is not None
         now, absent = datetime.now(UTC), source.state.load_absences()
-        for keys in boundary_slices(self.config, now, after, basis, absent) or [frozenset()]:
+        slices = boundary_slices(self.config, now, after, basis, absent) or [frozenset()]
+        for keys in slices:
+            vanguard = len(slices) > 1 and keys is slices[0]  # its disables alone
             # a big one relaxes the collector as a full cycle does; a small one need not
             with gc_relaxed() if len(keys) > VANGUARD else contextlib.nullcontext():
-                reached = self._boundary_cycle(basis, (after, now), keys, absent, audit)
+                reached = self._boundary_cycle(basis, (after, now, vanguard), keys, absent, audit)
             if not reached:
                 return  # the retry is a full cycle
             if self.stopping():
@@ -295,19 +297,19 @@ class Daemon:
     def _boundary_cycle(
         self,
         basis: Basis,
-        since: tuple[datetime, datetime],
+        since: tuple[datetime, datetime, bool],
         keys: frozenset[str],
         absent: Mapping[str, datetime],
         audit: AuditWriter,
     ) -> bool:
         """One targeted cycle over ``keys``, whose state changed in ``since`` (after,
-        now]; whether it reached every target."""
-        after, now = since
+        now], a burst's vanguard or not; whether it reached every target."""
+        after, now, vanguard = since
         started = time.monotonic()
         self.schedule.started(time.time(), 0.0, targeted=True)
         try:
             cycle, self.schedule.boundary = plan_boundary(
-                self.config, now, after, basis, self.targets, absent, keys
+                self.config, now, after, basis, self.targets, absent, keys, vanguard
             )
             self.pulse.beat()
             run = self._run(cycle, audit, str(uuid.uuid4()), trusted=not basis.reading.degraded)

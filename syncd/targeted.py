@@ -20,6 +20,7 @@ from datetime import datetime
 from syncd.config import Config
 from syncd.core.boundaries import changing, grace_ends, next_grace_end, vanguard
 from syncd.core.desired import next_boundary
+from syncd.core.model import ActionKind
 from syncd.engine import CyclePlan, SourceRead, plan_targeted
 from syncd.targets.base import Target
 from syncd.watch import Reading
@@ -54,8 +55,8 @@ class Basis:
 
 
 # A burst of more than twice this many people is handled in two targeted cycles: this
-# many first (the earliest deadlines), observed by key and locked out within a second,
-# then the rest, whose observation may take seconds.
+# many first (the earliest deadlines), observed by key and only locked out, within a
+# second; then all of them, whose observation may take seconds.
 VANGUARD = 100
 
 
@@ -67,8 +68,8 @@ def boundary_slices(
     absent_since: Mapping[str, datetime],
 ) -> list[frozenset[str]]:
     """The people whose state changes in ``(after, now]``, as the targeted cycles to
-    run one after the other: one, or for a burst the vanguard and then the rest (none
-    when nobody changes)."""
+    run one after the other: one, or for a burst the vanguard (disables alone, see
+    ``plan_boundary``) and then everyone (none when nobody changes)."""
     policy = config.core_policy()
     graces = grace_ends(absent_since, policy.orphan_grace)
     keys = changing(basis.source.contracts, policy, after, now, graces)
@@ -83,10 +84,12 @@ def plan_boundary(
     targets: dict[str, Target],
     absent_since: Mapping[str, datetime],
     keys: frozenset[str] | None = None,
+    lock_only: bool = False,
 ) -> tuple[CyclePlan, datetime | None]:
     """Plan a targeted cycle over ``keys`` (by default, the people whose state changes
     in ``(after, now]``); also the next instant to wake at (a grant, an end, an
-    orphan's grace)."""
+    orphan's grace). ``lock_only``: a burst's vanguard, whose plan keeps its disables
+    alone (the cycle after it plans the rest for the same people)."""
     source = basis.source
     policy = config.core_policy()
     graces = grace_ends(absent_since, policy.orphan_grace)
@@ -102,6 +105,12 @@ def plan_boundary(
         expiries_only=bool(basis.degraded),
         absent_since=absent_since,
     )
+    if lock_only:
+        disables = ActionKind.DISABLE
+        cycle.plans[:] = [
+            replace(plan, actions=tuple(a for a in plan.actions if a.kind is disables))
+            for plan in cycle.plans
+        ]
     moments = (
         next_boundary(source.contracts, policy, now),
         next_grace_end(graces, now),

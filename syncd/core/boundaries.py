@@ -57,10 +57,11 @@ def vanguard(
     graces: Mapping[str, datetime],
     size: int,
 ) -> list[frozenset[str]]:
-    """``keys`` (from ``changing``) in the order of their deadlines: the ``size`` people
-    whose change came first, then the rest; all in one when they are not more than
-    twice ``size``. A burst is handled in two cycles so that the first people of it
-    are locked out before the rest is even observed. Pure."""
+    """The cycles a burst of ``keys`` (from ``changing``) is handled in: the ``size``
+    people whose change came first (the vanguard), then all of them; all in one when
+    they are not more than twice ``size``. The vanguard's cycle only locks its people
+    out, before the rest is even observed; the second does everything else, disables
+    first for everyone. Pure."""
     if len(keys) <= 2 * size:
         return [keys] if keys else []
     due = {key: end for key, end in graces.items() if key in keys}
@@ -71,8 +72,7 @@ def vanguard(
             if after < moment:
                 due[contract.person] = min(due.get(contract.person, moment), moment)
     ordered = sorted(keys, key=lambda key: (due.get(key, after), key))
-    first = frozenset(ordered[:size])
-    return [first, keys - first]
+    return [frozenset(ordered[:size]), keys]
 
 
 def next_grace_end(graces: Mapping[str, datetime], now: datetime) -> datetime | None:

@@ -27,6 +27,7 @@ from syncd.watch import Schedule
 from tests.unit.test_daemon import (
     ANA,
     BO,
+    DEVS,
     Bench,
     bench,
     contract,
@@ -264,7 +265,7 @@ def test_a_burst_below_the_least_number_is_looked_up_by_key(bench: Bench) -> Non
     running.stop()
 
 
-def test_a_burst_is_split_into_its_earliest_deadlines_and_the_rest() -> None:
+def test_a_burst_is_split_into_its_earliest_deadlines_and_everyone() -> None:
     policy = Policy()
     ends = {"a": at(30), "b": at(10), "c": at(20), "d": at(10), "e": at(40)}
     contracts = [
@@ -273,20 +274,17 @@ def test_a_burst_is_split_into_its_earliest_deadlines_and_the_rest() -> None:
     ]
     keys = frozenset(ends)
 
-    assert vanguard(contracts, policy, keys, at(0), {}, 2) == [
-        frozenset({"b", "d"}),
-        frozenset({"a", "c", "e"}),
-    ]
+    assert vanguard(contracts, policy, keys, at(0), {}, 2) == [frozenset({"b", "d"}), keys]
     assert vanguard(contracts, policy, keys, at(0), {}, 3) == [keys]  # not over twice
     assert vanguard(contracts, policy, frozenset(), at(0), {}, 2) == []
     # an orphan's grace is its deadline too
     graces = {"z": at(5)}
     first, rest = vanguard(contracts, policy, keys | {"z"}, at(0), graces, 2)
     assert first == {"z", "b"}
-    assert rest == {"a", "c", "d", "e"}
+    assert rest == keys | {"z"}
 
 
-def test_a_burst_runs_its_vanguard_first_then_the_rest(
+def test_a_burst_locks_its_vanguard_out_first_then_handles_everyone(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(targeted, "VANGUARD", 1)
@@ -299,10 +297,20 @@ def test_a_burst_runs_its_vanguard_first_then_the_rest(
     wait_for(lambda: running.sample("syncd_targeted_cycles_total", result="ok") == 2, 6)
 
     cy = "cy@vendor.example"
-    assert bench.corp.observations == [None, frozenset({ANA}), frozenset({BO, cy})]
+    assert bench.corp.observations == [None, frozenset({ANA}), frozenset({ANA, BO, cy})]
     assert not any(bench.corp.accounts[k].enabled for k in (ANA, BO, cy))
+    assert bench.corp.groups[DEVS] == set()
     records = [r for r in bench.audit() if r.get("activity_name") == "Targeted Cycle"]
-    assert [r["unmapped"]["people"] for r in records] == [1, 2]
-    disables = [r for r in bench.audit() if r.get("activity_name") == "Disable"]
-    assert disables[0]["user"]["name"] == "ana"  # the vanguard's outcome comes first
+    assert [r["unmapped"]["people"] for r in records] == [1, 3]
+    trail = bench.audit()
+    first = trail.index(records[0])
+    outcomes = [
+        (r["activity_name"], r["user"]["name"])
+        for r in trail[first:]
+        if r.get("unmapped", {}).get("phase") == "outcome"
+    ]
+    # the vanguard is locked out alone; then every disable before any group removal
+    assert outcomes[0] == ("Disable", "ana")
+    kinds = [kind for kind, _ in outcomes]
+    assert kinds == ["Disable"] * 3 + ["Remove User"] * 3
     running.stop()
