@@ -14,9 +14,10 @@ import pytest
 from syncd.config import load_config
 from syncd.core.model import Action, ActionKind, Outcome
 from syncd.engine import open_target
+from syncd.targets.directory.matched import MATCHED_VALUES
 from syncd.targets.ldap import LdapDirectory
 from syncd.targets.ldap.flavour import Flavour
-from tests.labs.common import ANA, CARLA_ENDED, day
+from tests.labs.common import ANA, CARLA_ENDED, contract, day
 from tests.labs.dirsrv import DirsrvLab
 from tests.labs.ldap import GROUPS, Lab, dn_of
 
@@ -331,3 +332,25 @@ def test_a_revoke_with_nothing_left_changes_nothing(dirsrv_lab: DirsrvLab) -> No
     finally:
         target.close()
     assert [(r.ok, r.detail) for r in results] == [(True, "nothing to change")]
+
+
+def test_a_targeted_observation_reads_what_the_whole_one_does(either: Lab) -> None:
+    """Whether the server offers the matched values control (slapd) or not (389-ds,
+    whose groups are then read whole), the people asked for get their groups."""
+    lab = either
+    lab.contracts(ANA, contract("C-9", "Bo", "Chen", ["developer"], day(-1), day(9)))
+    assert lab.syncd("sync").code == 0
+    target = directory(lab)
+    try:
+        everyone = target.observe()
+        some = target.observe_people({"ana.lopez@vendor.example"})
+        controls = target.reader.settings().server.controls
+    finally:
+        target.close()
+    assert len(everyone.accounts) == 2
+    assert some.accounts == {
+        "ana.lopez@vendor.example": everyone.accounts["ana.lopez@vendor.example"]
+    }
+    assert some.accounts["ana.lopez@vendor.example"].groups
+    # slapd offers the control, 389-ds 2.3 does not: each path runs on a real server
+    assert (MATCHED_VALUES in controls) == (not isinstance(lab, DirsrvLab))

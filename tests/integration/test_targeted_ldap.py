@@ -6,10 +6,13 @@ targeted cycle while the source changes and for a burst of ends (while it is dow
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from syncd.config import load_config
 from syncd.engine import open_target
+from syncd.targets.directory.matched import MATCHED_VALUES
+from syncd.targets.ldap.target import LdapDirectory
 from tests.integration.test_daemon import (
     START_MARGIN,
     Running,
@@ -18,7 +21,7 @@ from tests.integration.test_daemon import (
     wait_for,
 )
 from tests.labs.common import contract, day, moment
-from tests.labs.ldap import GROUPS, Lab, dn_of
+from tests.labs.ldap import GROUPS, SUFFIX, Lab, dn_of
 
 __all__ = ["daemon"]  # the fixture, shared with tests.integration.test_daemon
 LOCK = "pwdaccountlockedtime"
@@ -47,6 +50,37 @@ def test_observe_people_reads_what_observe_reads_for_those_people(lab: Lab) -> N
     assert GROUPS["ops"] in some.accounts["ana.lopez@vendor.example"].groups
     assert some.native_expiry == everyone.native_expiry
     assert (some.conflicts, some.missing_groups) == ({}, frozenset())
+
+
+def test_observe_people_asks_the_groups_only_for_those_people(lab: Lab) -> None:
+    """slapd offers the matched values control: the groups answer with the members asked
+    for (130 people: two filters, long BER lengths), and their other members stay
+    unknown, so that a membership write reads them whole first. Without the control the
+    groups are read whole and the answer is the same."""
+    people = [
+        contract(f"C-{i}", "Per", f"Son{i}", ["developer"], day(-1), day(9)) for i in range(130)
+    ]
+    lab.contracts(*people)
+    assert lab.syncd("sync").code == 0
+    outsider = lab.add_account("pat", None, parent=f"ou=people,{SUFFIX}", groups=("developers",))
+    target = open_target(load_config(lab.config_path), "corp")
+    assert isinstance(target, LdapDirectory)
+    keys = {f"per.son{i}@vendor.example" for i in range(130) if i % 13}
+    try:
+        everyone = target.observe()
+        some = target.observe_people(keys)
+        settings = target.reader.settings()
+        assert MATCHED_VALUES in settings.server.controls
+        target._settings = replace(settings, server=replace(settings.server, controls=frozenset()))
+        whole = target.observe_people(keys)
+    finally:
+        target.close()
+    assert len(some.accounts) == len(keys) == 120
+    assert some.accounts == {k: a for k, a in everyone.accounts.items() if k in keys}
+    assert all(GROUPS["developers"] in a.groups for a in some.accounts.values())
+    assert some.others == {}
+    assert whole.accounts == some.accounts
+    assert outsider.lower() in whole.others[GROUPS["developers"]]
 
 
 def test_a_boundary_while_another_contract_changes_in_the_source(

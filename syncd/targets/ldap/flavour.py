@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.targets.directory.values import lowered
@@ -38,6 +38,7 @@ ROOT_DSE_ATTRIBUTES = [
     "configContext",
     "supportedCapabilities",
     "supportedExtension",
+    "supportedControl",
 ]
 AD_CAPABILITY = "1.2.840.113556.1.4.800"
 NETSCAPE_EXTENSIONS = "2.16.840.1.113730.3.5."  # replication extended operations
@@ -65,6 +66,7 @@ class RootDse:
     config_context: str = ""
     capabilities: frozenset[str] = frozenset()
     extensions: frozenset[str] = frozenset()
+    controls: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> RootDse:
@@ -84,6 +86,7 @@ class RootDse:
             config_context=one("configcontext"),
             capabilities=frozenset(found.get("supportedcapabilities", ())),
             extensions=frozenset(found.get("supportedextension", ())),
+            controls=frozenset(found.get("supportedcontrol", ())),
         )
 
 
@@ -93,10 +96,15 @@ class ServerKind:
 
     flavour: Flavour
     label: str  # "389 Directory Server 2.3.1", "OpenLDAP", ...
+    controls: frozenset[str] = frozenset()  # the controls the root DSE lists
 
 
 def detect(dse: RootDse) -> ServerKind:
-    """The flavour of the server whose root DSE this is."""
+    """The flavour of the server whose root DSE this is, and the controls it offers."""
+    return replace(_kind(dse), controls=dse.controls)
+
+
+def _kind(dse: RootDse) -> ServerKind:
     if not dse.readable:
         return ServerKind(Flavour.OTHER, "an LDAP server whose root DSE is not readable")
     if AD_CAPABILITY in dse.capabilities:

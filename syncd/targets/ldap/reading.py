@@ -14,10 +14,12 @@ values: evidence says "present", never a value.
   For membership actions one base read per group asked for.
 * Observation of a few people (a targeted cycle at a boundary): per 100 person keys one
   search of their entries and one presence search per credential attribute (OR filters
-  on the key attribute), and, when any was found, one base read per managed group, as
-  in a full observation. Memberships come from the groups, not ``memberOf``: the
-  overlay tracks only some group classes. The group reads cost what the groups hold,
-  whatever the number of people.
+  on the key attribute), and, when any was found, one base read per managed group and
+  100 entries found, asking with the matched values control for just their DNs
+  (``targets.directory.matched``): a boundary costs what it concerns, not what the
+  groups hold. A server without the control has its groups read whole, as in a full
+  observation. Memberships come from the groups, not ``memberOf``: the overlay tracks
+  only some group classes.
 
 Which lock, expiry and credential attributes those are depends on the server's flavour
 (``targets.ldap.settings``): the reader asks its directory for the ``Settings`` when it
@@ -36,6 +38,7 @@ from syncd.config import LdapTarget
 from syncd.core.model import ActionKind, Observed, ObservedAccount, ReadBack
 from syncd.targets.base import keep_first
 from syncd.targets.directory.connection import Entry, LdapConnection
+from syncd.targets.directory.matched import MATCHED_VALUES, members_among
 from syncd.targets.directory.readback import by_keys, holders, members_of, scopes, split
 from syncd.targets.directory.values import (
     lowered,
@@ -117,15 +120,26 @@ class LdapReader:
         for scope in scopes(cfg.key_attribute, wanted):
             for dn, held in self._holding(scope).items():
                 credentials.setdefault(dn, set()).update(held)
-        members = members_of(self.conn, self.groups, cfg.member_attribute)[0] if entries else {}
+        members, whole = self._groups_of([dn for dn, _ in entries])
         convert = partial(self._convert, member_of=holders(members), credentials=credentials)
         accounts = self._managed([a for a in map(convert, entries) if a], credentials)
         return Observed(
             {key: account for key, account in accounts.items() if key in asked},
             native_expiry=self.settings().native_expiry,
             about=self.settings().about(),
-            others=split(members, self.keys)[1],
+            others=split(members, self.keys)[1] if whole else {},
         )
+
+    def _groups_of(self, dns: Sequence[str]) -> tuple[dict[str, frozenset[str]], bool]:
+        """The members among ``dns`` of each managed group, and whether the groups were
+        read whole (their other members are then known too): only the members asked for
+        where the server offers the matched values control, every member otherwise."""
+        attribute = self.config.member_attribute
+        if not dns:
+            return {}, False
+        if MATCHED_VALUES in self.settings().server.controls:
+            return members_among(self.conn, self.groups, attribute, dns), False
+        return members_of(self.conn, self.groups, attribute)[0], True
 
     def _convert(
         self,
