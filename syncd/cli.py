@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -78,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE
     except SyncdError as exc:
         print(f"error: {shown(exc)}", file=sys.stderr)
+        return FAILED
+    except BrokenPipeError:
+        # the reader went away (``syncd config schema | head``): no traceback, and none
+        # either when the interpreter flushes stdout on its way out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return FAILED
     return result
 

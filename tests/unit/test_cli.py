@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,19 @@ def test_progress_lines_redraw_in_place_and_end_with_the_total() -> None:
 
 def test_progress_line_of_a_long_apply() -> None:
     assert line("corp", 1200, 10000, 60.0) == "corp: 1200/10000 actions (12%), 20/s, 7m20s left"
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """``syncd config schema | head``: the pipe closes before the schema is written."""
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed:
+        done = subprocess.run(
+            [sys.executable, "-m", "syncd", "config", "schema"],
+            stdout=closed,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (1, "")
