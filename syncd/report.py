@@ -56,9 +56,11 @@ def action_line(action: Action) -> str:
 
 
 def conflict_line(conflict: Conflict) -> str:
-    """``  ! conflict ana (contract C-1): username 'ana' is taken by ... (uid=ana,...)``"""
+    """``  ! conflict ana (contract C-1): username 'ana' is taken by ... (uid=ana,...)
+    (fix: give contract C-1 another username ...)``"""
     ref = f" ({conflict.ref})" if conflict.ref else ""
-    return f"  ! conflict {conflict.username} ({conflict.contracts}): {conflict.detail}{ref}"
+    fix = f" (fix: {conflict.remedy})" if conflict.fix else ""
+    return f"  ! conflict {conflict.username} ({conflict.contracts}): {conflict.reason}{ref}{fix}"
 
 
 def conflict_json(conflict: Conflict) -> dict[str, Any]:

@@ -236,7 +236,7 @@ def conflict_cleared_record(conflict: Conflict, since: datetime) -> dict[str, An
     """A conflict recorded as standing since ``since`` is gone: the create it blocked
     may go ahead (or is no longer wanted). Written by the daemon, once per conflict."""
     record = dict(fixed_fields(ACCOUNT_CHANGE, 99, "Conflict Cleared", SUCCESS, "Success"))
-    record["status_detail"] = f"conflict cleared: {conflict.detail}"
+    record["status_detail"] = f"conflict cleared: {conflict.reason}"
     record["user"] = user_part(conflict.username, conflict.person, conflict.ref)
     record["unmapped"] = {
         "target": conflict.target,

@@ -140,6 +140,17 @@ class Conflict:
         return f"{self.reason} (fix: {self.remedy})" if self.fix else self.reason
 
 
+# The fixes of the conflicts every target finds ({contract}: see Conflict.remedy)
+TAKEN_FIX = (
+    "give {contract} another username (its username: field), or rename or remove the "
+    "account holding it"
+)
+FOREIGN_KEY_FIX = (
+    "if that account is this person's, move it into the managed scope (syncd then "
+    "manages it); if not, clear its key"
+)
+
+
 @dataclass(frozen=True)
 class Observed:
     """What a target holds in its managed scope, read in one pass per cycle."""

@@ -17,6 +17,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from syncd.core.model import (
+    FOREIGN_KEY_FIX,
+    TAKEN_FIX,
     Action,
     ActionKind,
     Conflict,
@@ -109,11 +111,14 @@ class MemoryTarget:
             for other in self.unmanaged:
                 if other.key == person:
                     reason = "an account outside the managed scope carries this person's key"
+                    fix = FOREIGN_KEY_FIX
                 elif other.username.lower() == name.lower():
-                    reason = f"username {name!r} is taken by an unmanaged account"
+                    reason, fix = f"username {name!r} is taken by an unmanaged account", TAKEN_FIX
                 else:
                     continue
-                conflicts[person] = Conflict(self.name, person, name, other.username, reason)
+                conflicts[person] = Conflict(
+                    self.name, person, name, other.username, reason, fix=fix
+                )
                 break
         return conflicts
 

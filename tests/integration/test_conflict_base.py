@@ -76,7 +76,8 @@ def test_stock_config_finds_the_employee_with_the_same_uid(lab: Lab) -> None:
     assert plan.code == 1, plan.out
     assert (
         f"  ! conflict jdoe (contract C-1): username 'jdoe' is taken by an unmanaged entry "
-        f"(person 'jdoe@example.test') ({EMPLOYEE})"
+        f"(person 'jdoe@example.test') ({EMPLOYEE}) (fix: give contract C-1 another "
+        "username (its username: field), or rename or remove the account holding it)\n"
     ) in plan.out
     assert result.code == 1, result.out
     assert EMPLOYEE in result.out

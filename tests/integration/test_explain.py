@@ -122,7 +122,9 @@ def test_a_conflict_is_explained_with_its_contract(lab: Lab) -> None:
     assert "    holds:   no managed account" in result.out.splitlines()
     assert (
         "    ! conflict bo.chen (contract C-4): username 'bo.chen' is taken by an unmanaged "
-        f"entry (no employeeNumber) (uid=bo.chen,ou=people,{SUFFIX})"
+        f"entry (no employeeNumber) (uid=bo.chen,ou=people,{SUFFIX}) (fix: give contract "
+        "C-4 another username (its username: field), or rename or remove the account "
+        "holding it)"
     ) in result.out.splitlines()
     assert "    will do: nothing until the conflict is resolved" in result.out.splitlines()
 

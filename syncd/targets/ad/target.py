@@ -25,7 +25,16 @@ from collections.abc import Collection, Sequence
 from ldap3.utils.conv import escape_filter_chars
 
 from syncd.config import AdTarget
-from syncd.core.model import Action, ActionKind, Conflict, Observed, Outcome, ReadBack
+from syncd.core.model import (
+    FOREIGN_KEY_FIX,
+    TAKEN_FIX,
+    Action,
+    ActionKind,
+    Conflict,
+    Observed,
+    Outcome,
+    ReadBack,
+)
 from syncd.errors import PermanentError
 from syncd.targets.ad import values as v
 from syncd.targets.ad.connection import ALREADY_MEMBER, NOT_MEMBER, connect
@@ -128,18 +137,19 @@ class AdDirectory:
 
     def _conflict_reason(
         self, dn: str, entry: dict[str, tuple[str, ...]], person: str, name: str
-    ) -> str:
+    ) -> tuple[str, str]:
         key_attr = self.config.key_attribute
         keys = {k.lower() for k in entry.get(key_attr.lower(), ())}
         names = {n.lower() for n in entry.get("samaccountname", ())}
         upns = {u.lower() for u in entry.get("userprincipalname", ())}
         upn = f"{name}@{self.config.upn_domain()}".lower()
         if person in keys and not self.reader.managed(normalize_dn(dn)):
-            return f"an account outside {self.config.base_dn} carries this person's {key_attr}"
+            why = f"an account outside {self.config.base_dn} carries this person's {key_attr}"
+            return why, FOREIGN_KEY_FIX
         if (name.lower() in names or upn in upns) and person not in keys:
             owner = f"person {sorted(keys)[0]!r}" if keys else f"no {key_attr}"
-            return f"username {name!r} is taken by an unmanaged account ({owner})"
-        return ""
+            return f"username {name!r} is taken by an unmanaged account ({owner})", TAKEN_FIX
+        return "", ""
 
     # -- changes -----------------------------------------------------------------------
     def apply(self, actions: Sequence[Action], report: Report) -> None:

@@ -91,16 +91,17 @@ def first_conflicts(
     target: str,
     wanted: Sequence[tuple[str, str]],
     by_value: Mapping[str, Sequence[tuple[str, E]]],
-    reason: Callable[[str, E, str, str], str],
+    reason: Callable[[str, E, str, str], tuple[str, str]],
 ) -> dict[str, Conflict]:
     """For each wanted (person key, username): the first entry found under the username
-    or the key (``by_value``, lower-cased) for which ``reason`` names a conflict."""
+    or the key (``by_value``, lower-cased) for which ``reason`` names a conflict (and
+    its fix)."""
     conflicts: dict[str, Conflict] = {}
     for person, name in wanted:
         for dn, entry in [*by_value.get(name.lower(), ()), *by_value.get(person, ())]:
-            why = reason(dn, entry, person, name)
+            why, fix = reason(dn, entry, person, name)
             if why:
-                conflicts[person] = Conflict(target, person, name, dn, why)
+                conflicts[person] = Conflict(target, person, name, dn, why, fix=fix)
                 break
     return conflicts
 

@@ -42,7 +42,16 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from syncd.config import LdapTarget
-from syncd.core.model import Action, ActionKind, Conflict, Observed, Outcome, ReadBack
+from syncd.core.model import (
+    FOREIGN_KEY_FIX,
+    TAKEN_FIX,
+    Action,
+    ActionKind,
+    Conflict,
+    Observed,
+    Outcome,
+    ReadBack,
+)
 from syncd.errors import PermanentError, TargetError
 from syncd.targets.base import WHOLE_SHARE, Report, gather
 from syncd.targets.directory.connection import NO_SUCH_OBJECT, Endpoint, LdapConnection
@@ -204,17 +213,20 @@ class LdapDirectory:
         """The root DSE's ``namingContexts``; none when the server refuses to show them."""
         return list(self._root_dse().naming_contexts)
 
-    def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> str:
+    def _conflict_reason(
+        self, dn: str, entry: dict[str, Any], person: str, name: str
+    ) -> tuple[str, str]:
         attributes = lowered(entry)
         names = {v.lower() for v in attributes.get(self.config.username_attribute.lower(), ())}
         keys = {v.lower() for v in attributes.get(self.config.key_attribute.lower(), ())}
         inside = under(normalize_dn(dn), self.base)
         if person in keys and not inside:
-            return f"an entry outside {self.config.base_dn} carries this person's key"
+            why = f"an entry outside {self.config.base_dn} carries this person's key"
+            return why, FOREIGN_KEY_FIX
         if name.lower() in names and person not in keys:
             owner = f"person {sorted(keys)[0]!r}" if keys else f"no {self.config.key_attribute}"
-            return f"username {name!r} is taken by an unmanaged entry ({owner})"
-        return ""
+            return f"username {name!r} is taken by an unmanaged entry ({owner})", TAKEN_FIX
+        return "", ""
 
     # -- changes -----------------------------------------------------------------------
     def dn_for(self, action: Action) -> str:

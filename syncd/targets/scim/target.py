@@ -29,6 +29,7 @@ from scim2_models import ScimFilter
 
 from syncd.config import ScimTarget
 from syncd.core.model import (
+    TAKEN_FIX,
     Action,
     ActionKind,
     Conflict,
@@ -205,7 +206,9 @@ class ScimDirectory:
                     f"userName {name!r} is taken by an unmanaged user "
                     f"({f'externalId {owner!r}' if owner else 'no externalId'})"
                 )
-                conflicts[person] = Conflict(self.name, person, name, str(holder["id"]), reason)
+                conflicts[person] = Conflict(
+                    self.name, person, name, str(holder["id"]), reason, fix=TAKEN_FIX
+                )
         return conflicts
 
     # -- changes -----------------------------------------------------------------------
