@@ -65,7 +65,8 @@ def test_channels_and_their_files_resolve_as_other_paths_do(tmp_path: Path) -> N
         )
     )
     assert config.notify.channels == ["smtp", "webhook"]
-    assert config.notify.smtp is not None and config.notify.webhook is not None
+    assert config.notify.smtp is not None
+    assert config.notify.webhook is not None
     assert config.notify.smtp.password_file == tmp_path / "smtp-password"
     assert config.notify.smtp.ca_file == tmp_path / "ca.pem"
     assert config.notify.webhook.headers_file == tmp_path / "hook-headers"
