@@ -32,6 +32,7 @@ class Channel(Protocol):
     name: str
     endpoint: str  # host:port of the relay, or the webhook's URL
     sender: str  # the From address; "" for a webhook
+    renderer: Renderer
 
     def send(self, notice: Notice) -> Receipt: ...
 

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from syncd.audit.verify import verify
+from syncd.cli import main
 from tests.audit.ocsf import problems
 from tests.servers.notify import Hook, MailServer, Silent, start_hook, start_mail
 from tests.unit.test_daemon import (
@@ -268,3 +269,128 @@ def test_the_digest_lists_a_sponsors_people_and_who_ends_before_the_next(
     ending = text.split("Ending before the next digest:")[1]
     assert "Ana Test" in ending
     assert "Bo Test" not in ending
+
+
+def test_grants_revocations_and_holds_are_told_once(bench: Bench, hook: Hook) -> None:
+    configure(
+        bench,
+        {
+            "webhook": {"url": hook.url, "ca_file": str(hook.ca_file)},
+            "kinds": {"warning": False, "digest": False},
+            "recipients": {"ops": ["ops@corp.example"]},
+        },
+    )
+    doc = yaml.safe_load(bench.config_path.read_text())
+    doc["safety"] = {"max_orphan_disables": 0, "max_source_drop": "100%"}
+    bench.config_path.write_text(yaml.safe_dump(doc))
+    end = seconds_ahead(2)
+    bo = contract("C-2", "bo", in_days(30), sponsor=SPONSOR)
+    bench.contracts(contract("C-1", "ana", end, sponsor=SPONSOR), bo)
+    running = bench.started()
+
+    def kinds() -> list[tuple[str, list[str]]]:
+        return sorted((body["kind"], body["contract_ids"]) for _, body in hook.received)
+
+    wait_for(lambda: len(hook.received) == 3, 10)  # two grants, then ana's end
+    assert kinds() == [("granted", ["C-1"]), ("granted", ["C-2"]), ("revoked", ["C-1"])]
+    revoked = next(body for _, body in hook.received if body["kind"] == "revoked")
+    assert revoked["to"] == [SPONSOR]
+    assert "has ended" in revoked["text"]
+    assert "disabled in corp" in revoked["text"]
+
+    bench.contracts(contract("C-1", "ana", end, sponsor=SPONSOR))  # bo vanishes: held
+    wait_for(lambda: len(hook.received) == 4, 10)
+    ops = hook.received[-1][1]
+    assert (ops["kind"], ops["to"]) == ("ops", ["ops@corp.example"])
+    assert "held" in ops["text"]
+    running.controls.request_cycle()  # still held: no second notice
+    wait_for(lambda: (running.sample("syncd_cycles_total", result="held") or 0) >= 2, 10)
+    running.stop()
+    assert len(hook.received) == 4
+
+
+def cli(bench: Bench, *argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["-c", str(bench.config_path), *argv])
+    return code, capsys.readouterr().out
+
+
+def test_expiring_notify_shows_then_sends_what_is_due_once(
+    bench: Bench, mail: MailServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(bench, quiet(smtp=smtp(mail), recipients={"copy_to": ["desk@corp.example"]}))
+    bench.contracts(
+        contract("C-1", "ana", in_days(2), sponsor=SPONSOR),
+        contract("C-2", "bo", in_days(40), sponsor=SPONSOR),
+    )
+    code, out = cli(bench, "expiring", "--notify", "--dry-run", capsys=capsys)
+    assert code == 0
+    (line,) = out.splitlines()
+    assert line.startswith(
+        f"would send smtp: warning 3d to {SPONSOR}, desk@corp.example contract C-1: "
+        "Access of Ana Test ends "
+    )
+    assert len(mail.inbox) == 0
+    assert not bench.trail.exists()
+
+    code, out = cli(bench, "expiring", "--notify", capsys=capsys)
+    assert code == 0
+    assert out == f"smtp: warning 3d to {SPONSOR}, desk@corp.example contract C-1: sent\n"
+    (sent,) = mail.inbox.mails
+    assert sent.recipients == [SPONSOR, "desk@corp.example"]
+    code, out = cli(bench, "expiring", "--notify", capsys=capsys)
+    assert (code, out) == (0, "nothing is due\n")
+    # nor does the daemon send it again
+    running = bench.started()
+    running.stop()
+    assert len(mail.inbox) == 1
+    (record,) = notifications(bench)
+    assert record["status"] == "Success"
+    assert problems(record) == []
+
+
+def test_notify_test_goes_through_each_channel(
+    bench: Bench, tmp_path: Path, hook: Hook, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = start_mail(tmp_path / "implicit-tls", implicit=True)
+    try:
+        headers = tmp_path / "hook-headers"
+        headers.write_text("# the receiver's token\nAuthorization: Bearer t0ken\n")
+        configure(
+            bench,
+            {
+                "smtp": smtp(server, tls="implicit"),
+                "webhook": {
+                    "url": hook.url,
+                    "ca_file": str(hook.ca_file),
+                    "headers_file": str(headers),
+                },
+            },
+        )
+        code, out = cli(bench, "notify", "test", "--to", "ops@corp.example", capsys=capsys)
+    finally:
+        server.stop()
+    assert code == 0
+    assert out.splitlines() == [
+        "smtp: test to ops@corp.example: sent",
+        "webhook: test to ops@corp.example: sent",
+    ]
+    (sent,) = server.inbox.mails
+    assert sent.message["Subject"] == "syncd test message"
+    (received,) = hook.received
+    assert received[0]["Authorization"] == "Bearer t0ken"
+    assert "t0ken" not in bench.trail.read_text()
+
+
+def test_notify_test_fails_when_the_certificate_is_not_trusted(
+    bench: Bench, mail: MailServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    relay = smtp(mail)
+    del relay["ca_file"]  # the system's CAs do not know the throwaway one
+    configure(bench, {"smtp": relay, "retries": 1})
+    code, out = cli(bench, "notify", "test", "--to", "ops@corp.example", capsys=capsys)
+    assert code == 1
+    assert "smtp: test to ops@corp.example: NOT SENT" in out
+    assert "CERTIFICATE_VERIFY_FAILED" in out
+    assert len(mail.inbox) == 0
+    (record,) = notifications(bench)
+    assert (record["status"], record["unmapped"]["retry"]) == ("Failure", False)
