@@ -279,10 +279,11 @@ class Daemon:
     def _notify(self, audit: AuditWriter) -> None:
         """Submit the notices due (``syncd.notify``; delivered by a thread of their own)
         and record those delivered since; wake for the next one."""
+        self.notices.drain(audit, audit.correlation)
+        self.schedule.notice = None  # nothing to plan from: no moment to wake for
         if self.basis is not None:
             self.notices.tick(self.basis.source.contracts, datetime.now(UTC), self.basis)
-        self.notices.drain(audit, audit.correlation)
-        self.schedule.notice = self.notices.next_wake
+            self.schedule.notice = self.notices.next_wake
 
     def _targeted_due(self) -> bool:
         """Only a boundary is due and a targeted cycle can serve it: switched on, the

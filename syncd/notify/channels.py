@@ -11,6 +11,7 @@ are read when a message is sent, and never appear in an error.
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from syncd.config.notify import NotifyConfig, SmtpChannel, WebhookChannel
 from syncd.notify.message import Notice, NotifyError, Receipt, Renderer
 
+log = logging.getLogger(__name__)
 BACKOFF_MAX = 8.0  # seconds between two tries at most: a cycle's delivery stays short
 
 
@@ -90,16 +92,16 @@ class Mail:
             with self._connect(timeout) as smtp:
                 if c.username:
                     smtp.login(c.username, c.read_secret())
-                smtp.send_message(message, from_addr=c.from_address, to_addrs=list(to))
+                refused = smtp.send_message(message, from_addr=c.from_address, to_addrs=list(to))
+            if refused:
+                log.warning("smtp %s: refused %s", self.endpoint, ", ".join(sorted(refused)))
         except smtplib.SMTPResponseException as exc:
             detail = f"smtp {c.host}:{c.port}: {exc.smtp_code} {exc.smtp_error!r}"
             raise NotifyError(detail, temporary=400 <= exc.smtp_code < 500) from exc
         except smtplib.SMTPRecipientsRefused as exc:
-            refused = ", ".join(sorted(exc.recipients))
-            raise NotifyError(
-                f"smtp {c.host}:{c.port}: refused {refused}", temporary=False
-            ) from exc
-        except ssl.SSLError as exc:
+            names = ", ".join(sorted(exc.recipients))
+            raise NotifyError(f"smtp {c.host}:{c.port}: refused {names}", temporary=False) from exc
+        except ssl.SSLCertVerificationError as exc:
             raise NotifyError(f"smtp {c.host}:{c.port}: TLS: {exc}", temporary=False) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise NotifyError(f"smtp {c.host}:{c.port}: {exc or type(exc).__name__}") from exc

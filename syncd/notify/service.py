@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from syncd.apply import ApplyReport
-from syncd.audit import AuditWriter
+from syncd.audit import AuditError, AuditWriter
 from syncd.audit.notice import Delivery
 from syncd.config import Config
 from syncd.core.desired import resolve
@@ -91,6 +91,7 @@ class Notices:
             c.name: c for c in channels(config.notify, Renderer(config.notify.templates_dir))
         }
         self._planned_from = None  # plan again under the new config
+        self.next_wake = None
 
     def close(self) -> None:
         """Stop the delivery thread once its current message is done (not waited for).
@@ -139,7 +140,7 @@ class Notices:
 
     def _next(self, people: Mapping[str, Person], now: datetime) -> datetime | None:
         n = self.config.notify
-        moments = [next_warning(people.values(), n.warn_before, self.store.armed, now)]
+        moments = [next_warning(people.values(), n.warn_before, self.store.sent(), now)]
         if n.kinds.digest:
             tz = ZoneInfo(self.config.policy.timezone)
             moments.append(next_digest(n.digest.every, n.digest.day, n.digest.hour, tz, now))
@@ -150,7 +151,7 @@ class Notices:
         if not n.kinds.warning:
             return []
         jobs: list[Job] = []
-        sent, checked = self.store.armed, self.store.checked
+        sent, checked = self.store.sent(), self.store.checked
         for due in due_warnings(people.values(), n.warn_before, sent, now, checked):
             assert due.person.access_end is not None
             armed = (due.person.key, Armed(due.person.access_end, due.covers))
@@ -231,9 +232,11 @@ class Notices:
 
     def _deliver(self, job: Job) -> None:
         channel, notice = self.channels.get(job.channel), job.notice
+        if channel is None:  # the config changed since it was queued
+            with self._lock:
+                self._inflight.discard((notice.key, job.channel))
+            return
         try:
-            if channel is None:
-                raise NotifyError(f"channel {job.channel} is no longer configured")
             receipt = channel.send(notice)
             delivery = _delivery(job, channel, "", receipt.message_uid, receipt.code)
             self._mark(job)
@@ -262,7 +265,12 @@ class Notices:
                 delivery = self._results.get_nowait()
             except queue.Empty:
                 return out
-            audit.notification(delivery, correlation)
+            try:
+                audit.notification(delivery, correlation)
+            except AuditError as exc:
+                self._results.put(delivery)  # recorded at the next try
+                log.error("cannot record a notification in the audit trail: %s", exc)
+                return out
             self._count(delivery.channel, delivery.kind, _result(delivery))
             if delivery.ok:
                 log.info("%s notice sent by %s", delivery.kind, delivery.channel)

@@ -92,6 +92,12 @@ class NoticeStore:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s: cannot read what was sent (%s); starting afresh", self.path, exc)
 
+    def sent(self) -> dict[str, Armed]:
+        """Per person, the warnings sent for their access end (a copy: the delivery
+        thread adds to it)."""
+        with self.lock:
+            return dict(self.armed)
+
     def delivered(self, key: str, channel: str) -> bool:
         with self.lock:
             return f"{key}@{channel}" in self.done
@@ -121,8 +127,10 @@ class NoticeStore:
             self.done[f"{notice.key}@{channel}"] = at
             if all(f"{notice.key}@{name}" in self.done for name in channels):
                 self.outbox.pop(notice.key, None)
-                if armed is not None:
+                if armed is not None:  # a warning: ``armed`` keeps it from now on
                     self.armed[armed[0]] = armed[1]
+                    for name in channels:
+                        self.done.pop(f"{notice.key}@{name}", None)
             self._save()
 
     def prune(self, now: datetime) -> None:
