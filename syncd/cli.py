@@ -311,6 +311,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "explain": commands.explain,
     "check-config": _check,
     "expiring": commands.expiring,
+    "notify-test": commands.notify_test,
     "attest": commands.attest,
     "audit-verify": _verify,
     "config-schema": commands.schema,

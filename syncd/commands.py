@@ -1,5 +1,6 @@
 """Command handlers that only read: ``syncd attest``, ``syncd expiring``, ``syncd
 explain`` and ``syncd config schema``, and the exit codes every command shares (SPEC §7).
+``syncd expiring --notify`` and ``syncd notify test`` send notices (``syncd.notify.cli``).
 
 Called by ``syncd.cli``, which parses the command line, maps errors to exit codes and
 dispatches here. ``attest`` observes the targets and plans nothing for them: it writes
@@ -37,6 +38,7 @@ from syncd.errors import SyncdError
 from syncd.explain import as_json as explained_json
 from syncd.explain import explain as explained
 from syncd.explain import render as render_explained
+from syncd.notify import cli as notify_cli
 
 OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
 
@@ -149,6 +151,12 @@ def _unknown(query: str, contracts: list[Contract]) -> str:
 
 def expiring(args: argparse.Namespace) -> int:
     config = load(args)
+    if args.dry_run and not args.notify:
+        raise SyncdError("--dry-run goes with --notify (syncd expiring --notify --dry-run)")
+    if args.notify:
+        failed, lines = notify_cli.expiring(config, dry_run=args.dry_run)
+        print("\n".join(lines))
+        return FAILED if failed and not args.dry_run else OK
     try:
         within = parse_duration(args.within)
     except ValueError as exc:
@@ -183,6 +191,13 @@ def expiring(args: argparse.Namespace) -> int:
 def _left(delta: timedelta) -> str:
     hours = int(delta.total_seconds() // 3600)
     return f"{hours // 24}d{hours % 24}h" if hours >= 24 else f"{hours}h"
+
+
+def notify_test(args: argparse.Namespace) -> int:
+    """A test message through each channel; 1 when one did not go out."""
+    failed, lines = notify_cli.test(load(args), args.to)
+    print("\n".join(lines))
+    return FAILED if failed else OK
 
 
 def schema(_args: argparse.Namespace) -> int:

@@ -13,8 +13,11 @@ cycle is a targeted one (``syncd.targeted``): just the people whose access chang
 then (a burst: its vanguard first), planned from the last full cycle's contracts.
 Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each
 cycle it attests every target it observed (one record per target), records metrics,
-sets the health state and tells systemd how things stand. One instance per state
-directory (``syncd.state``).
+sets the health state and tells systemd how things stand. Notices (``syncd.notify``:
+warnings before access ends, grants, revocations, ops notices, the sponsor digest) are
+planned after each full cycle and at each warning or digest moment, which the loop
+also wakes for, and delivered by a thread of their own, so that a slow or failing mail
+server never delays a cycle. One instance per state directory (``syncd.state``).
 
 The loop and its connections beat a ``syncd.pulse.Pulse``; a thread of its own sends
 ``WATCHDOG=1`` while that pulse is alive, so a slow or frozen target never starves the
@@ -46,6 +49,7 @@ from syncd.core.desired import next_boundary
 from syncd.engine import CyclePlan, CycleRun, close_all, gc_relaxed, plan_cycle, run_cycle
 from syncd.errors import ConfigError, SyncdError
 from syncd.metrics import CycleResult, Health, Metrics, serve
+from syncd.notify.service import Notices
 from syncd.pulse import STOP_GRACE, Pulse
 from syncd.sdnotify import Notifier, Watchdog
 from syncd.standing import StandingConflicts
@@ -84,6 +88,7 @@ class Daemon:
         self.last_status = ""
         self.basis: Basis | None = None  # what targeted cycles plan from (``syncd.targeted``)
         self.standing: StandingConflicts | None = None  # kept in the state directory
+        self.notices: Notices  # made by ``run``, with the state directory
         self.pulse = Pulse()
         self._controls = Controls()
         self._ready = threading.Event()
@@ -100,6 +105,7 @@ class Daemon:
         self.health.retrying = self.pulse.troubles
         state = StateDir(self.config.daemon.state_dir)
         self.standing = StandingConflicts(state)
+        self.notices = Notices(self.config, state, metrics=self.metrics, background=True)
         server = None
         self._warn()
         watchdog = Watchdog(self.notify, self.pulse.alive)
@@ -126,8 +132,10 @@ class Daemon:
                 self._loop(SourceWatch(state, self.pulse.wait), audit)
                 watchdog.close()  # no WATCHDOG=1 after STOPPING=1
                 self.notify.stopping()
+                self.notices.finish(audit, audit.correlation)
                 audit.event(STOP, "Stop", "daemon stopped", audit.correlation)
         finally:
+            self.notices.close()
             ended.set()
             watchdog.close()
             close_all(self.targets)
@@ -172,6 +180,7 @@ class Daemon:
                 # and /metrics with it, for seconds.
                 with gc_relaxed():
                     self._cycle(source, audit)
+            self._notify(audit)
             self._ready_if_due()
             sleep = self.schedule.sleep_seconds(time.time())
             sleep = min(sleep, source.settles_in or sleep)
@@ -204,6 +213,7 @@ class Daemon:
         self.config = config
         self.metrics.set_interval(config.daemon.interval.total_seconds())
         self.schedule.next_poll = 0.0  # apply the new config now
+        self.notices.reload(config)
         log.info("config reloaded from %s", self.config_path)
         self._warn()
 
@@ -259,10 +269,21 @@ class Daemon:
     ) -> CycleRun:
         """Carry out a planned cycle, recording conflicts when they appear or clear."""
         assert self.standing is not None  # made by ``run``
-        self.standing.record(cycle, audit, correlation, trusted=trusted)
-        return run_cycle(
+        appeared, _ = self.standing.record(cycle, audit, correlation, trusted=trusted)
+        run = run_cycle(
             cycle, self.targets, audit, correlation, stopping=self.stopping, conflicts=False
         )
+        self.notices.events(cycle, run.reports, appeared, cycle.at)
+        return run
+
+    def _notify(self, audit: AuditWriter) -> None:
+        """Submit the notices due (``syncd.notify``; delivered by a thread of their own)
+        and record those delivered since; wake for the next one."""
+        self.notices.drain(audit, audit.correlation)
+        self.schedule.notice = None  # nothing to plan from: no moment to wake for
+        if self.basis is not None:
+            self.notices.tick(self.basis.source.contracts, datetime.now(UTC), self.basis)
+            self.schedule.notice = self.notices.next_wake
 
     def _targeted_due(self) -> bool:
         """Only a boundary is due and a targeted cycle can serve it: switched on, the

@@ -186,6 +186,13 @@ class Metrics:
         self.interval = Gauge(
             "syncd_daemon_interval_seconds", "Configured poll interval", registry=r
         )
+        self.notifications = Counter(
+            "syncd_notifications",
+            "Notices by channel, kind and result (sent, failed: tried again next cycle, "
+            "given_up: not tried again, deferred: the delivery queue was full)",
+            ["channel", "kind", "result"],
+            registry=r,
+        )
 
     def set_interval(self, seconds: float) -> None:
         """The configured poll interval, at start and after each reload."""

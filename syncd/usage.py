@@ -32,6 +32,7 @@ examples:
   syncd sync                                one reconcile cycle
   syncd explain ana.lopez@vendor.example    why a person has (or lacks) each group
   syncd expiring --within 7d                access ending within a week
+  syncd expiring --notify --dry-run         the warnings due now, without sending
   syncd attest                              check the managed scopes
   syncd audit verify                        check the audit trail's hash chain
   syncd -c /etc/syncd/syncd.yaml run        the daemon (the systemd unit runs it)
@@ -74,8 +75,13 @@ VERBS: dict[str, tuple[str, str]] = {
         "syncd check-config\n  syncd check-config -c new.yaml --online",
     ),
     "expiring": (
-        "list access ending soon",
-        "syncd expiring --within 7d --json",
+        "list access ending soon (--notify: send the warnings due now)",
+        "syncd expiring --within 7d --json\n  syncd expiring --notify --dry-run\n"
+        "  syncd expiring --notify",
+    ),
+    "notify": (
+        "notice tools (notify test: a test message through each channel)",
+        "syncd notify test --to ops@example.com",
     ),
     "attest": (
         "check the managed scopes against the contracts, record the result",
@@ -184,6 +190,20 @@ def parser() -> argparse.ArgumentParser:
     expiring = verb("expiring")
     expiring.add_argument("--within", default="14d", help="window, e.g. 14d (default)")
     _json(expiring, "syncd.expiring/1")
+    expiring.add_argument(
+        "--notify",
+        action="store_true",
+        help="send the warnings due now (notify.warn_before), once each, as the daemon does",
+    )
+    expiring.add_argument(
+        "--dry-run", action="store_true", help="with --notify: show them, send nothing"
+    )
+
+    notify = verb("notify")
+    channels = notify.add_subparsers(required=True, metavar="ACTION", title="actions")
+    check = verb("notify test", channels)
+    check.description = "Send a test message through each configured channel."
+    check.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient")
 
     attest = verb("attest")
     _targets(attest)

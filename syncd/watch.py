@@ -5,7 +5,8 @@ from signal handlers and other threads to its loop.
 
 ``Schedule`` holds the loop's timers: the next poll (``daemon.interval``), the retry
 after a failed cycle (exponential backoff, whatever the poll), and the next known
-boundary (a grant time or an access end), so access ends on time whatever the interval.
+boundary (a grant time or an access end), so access ends on time whatever the interval,
+and the next notice moment (a warning or a digest), which wakes the loop without a cycle.
 It remembers up to which instant every boundary has been handled, so that the daemon can
 run a targeted cycle when only a boundary is due (``only_boundary``). A boundary whose
 cycle failed stays overdue, and while it is, the retry comes every ``FIRST_RETRY``
@@ -61,6 +62,7 @@ class Schedule:
     # cycle that reached the targets (a boundary passing while a cycle runs lies after
     # it, so the next cycle handles it)
     handled: datetime | None = None
+    notice: datetime | None = None  # the next warning or digest moment (``syncd.notify``)
 
     def due(self, now: float) -> bool:
         """A cycle is due: the boundary has come, or the retry after a failure, or
@@ -111,8 +113,7 @@ class Schedule:
         """How long the loop may sleep: until the next timer, or the next look at the
         source file."""
         wake = [self.retry_at or self.next_poll, now + WATCH_EVERY]
-        if self.boundary is not None:
-            wake.append(self.boundary.timestamp())
+        wake += [t.timestamp() for t in (self.boundary, self.notice) if t is not None]
         return max(0.0, min(wake) - now)
 
 

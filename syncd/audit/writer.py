@@ -50,6 +50,7 @@ from typing import Any
 from syncd.audit.attestation import attestation_record
 from syncd.audit.chain import Sealer
 from syncd.audit.files import AuditError, rotated_files
+from syncd.audit.notice import Delivery, notification_record
 from syncd.audit.records import (
     ActionBody,
     action_body,
@@ -152,6 +153,10 @@ class AuditWriter(Trail):
     def attestation(self, attestation: Attestation, correlation: str) -> None:
         """A target's managed scope, checked (Compliance Finding, 2003)."""
         self._append(attestation_record(attestation), correlation)
+
+    def notification(self, delivery: Delivery, correlation: str) -> None:
+        """A notice sent, or given up on after its tries (Email or HTTP Activity)."""
+        self._append(notification_record(delivery), correlation)
 
     def _body(self, action: Action) -> ActionBody:
         """The account part of an action's records: built once for its intent and its

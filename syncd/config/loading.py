@@ -208,31 +208,42 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     ``hmac_key_file``), looked up in ``$CREDENTIALS_DIRECTORY`` when systemd set it
     (``LoadCredential=``)."""
     credentials = Path(os.environ.get("CREDENTIALS_DIRECTORY") or base)
-
-    def rel(section: Any, key: str, folder: Path) -> Any:
-        if not isinstance(section, dict):
-            return section
-        value = section.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
-            return {**section, key: str(folder / value)}
-        return section
-
     out = dict(data)
     for section in ("source", "audit"):
         if section in out:
-            out[section] = rel(out[section], "path", base)
+            out[section] = _rel(out[section], "path", base)
     if "daemon" in out:
-        out["daemon"] = rel(out["daemon"], "state_dir", base)
+        out["daemon"] = _rel(out["daemon"], "state_dir", base)
     if "audit" in out:
-        out["audit"] = rel(out["audit"], "hmac_key_file", credentials)
+        out["audit"] = _rel(out["audit"], "hmac_key_file", credentials)
+    if isinstance(out.get("notify"), dict):
+        out["notify"] = _notify_paths(_rel(out["notify"], "templates_dir", base), base, credentials)
     if isinstance(out.get("targets"), dict):
         targets = {}
         for name, target in out["targets"].items():
-            target = rel(target, "ca_file", base)
+            target = _rel(target, "ca_file", base)
             for secret in _SECRETS:
-                target = rel(target, f"{secret}_file", credentials)
+                target = _rel(target, f"{secret}_file", credentials)
             targets[name] = target
         out["targets"] = targets
+    return out
+
+
+def _rel(section: Any, key: str, folder: Path) -> Any:
+    """``section`` with its relative path ``key`` made absolute under ``folder``."""
+    value = section.get(key) if isinstance(section, dict) else None
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+        return {**section, key: str(folder / value)}
+    return section
+
+
+def _notify_paths(notify: dict[str, Any], base: Path, credentials: Path) -> dict[str, Any]:
+    """The files of ``notify:``: CA files next to the config, secrets as credentials."""
+    out = dict(notify)
+    if "smtp" in out:
+        out["smtp"] = _rel(_rel(out["smtp"], "ca_file", base), "password_file", credentials)
+    if "webhook" in out:
+        out["webhook"] = _rel(_rel(out["webhook"], "ca_file", base), "headers_file", credentials)
     return out
 
 

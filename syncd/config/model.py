@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 from syncd.config.ad import AdTarget
 from syncd.config.common import Model, Problem
 from syncd.config.ldap import LdapTarget
+from syncd.config.notify import NotifyConfig
 from syncd.config.scim import ScimTarget
 from syncd.config.sections import AuditConfig, DaemonConfig, FileSource, PolicyConfig, SafetyConfig
 from syncd.core.policy import Policy, Safety, TargetPolicy
@@ -60,6 +61,11 @@ class Config(Model):
     _notes: tuple[str, ...] = PrivateAttr(default=())
     audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail.")
     daemon: DaemonConfig = Field(default=DaemonConfig(), description="syncd run.")
+    notify: NotifyConfig = Field(
+        default=NotifyConfig(),
+        description="Notices: warnings before access ends, grants, revocations, ops "
+        "notices and the sponsor digest, by mail and/or webhook.",
+    )
 
     def core_policy(self) -> Policy:
         """The policy the pure core plans with."""
@@ -117,7 +123,8 @@ class Config(Model):
     def problems(self) -> list[Problem]:
         """What the schema alone cannot check, located from the document root: the roles,
         then the audit trail, then each target."""
-        return section_problems(self.roles, self.audit, self.targets, list(self.targets))
+        problems = section_problems(self.roles, self.audit, self.targets, list(self.targets))
+        return [*problems, *(p.within("notify") for p in self.notify.problems())]
 
 
 def section_problems(
