@@ -24,6 +24,7 @@ from syncd.targets.directory.values import chunks
 E = TypeVar("E")  # an entry, in whatever shape the caller decoded it
 SCAN_ABOVE = 500  # wanted accounts above which conflicts are found by one scan
 Operation = Callable[[Connection], Any]
+Why = tuple[str, str]  # why an entry is a conflict, and the fix ("": none)
 
 
 def read_entry(conn: Connection, dn: str, attributes: list[str]) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def first_conflicts(
     target: str,
     wanted: Sequence[tuple[str, str]],
     by_value: Mapping[str, Sequence[tuple[str, E]]],
-    reason: Callable[[str, E, str, str], tuple[str, str]],
+    reason: Callable[[str, E, str, str], Why],
 ) -> dict[str, Conflict]:
     """For each wanted (person key, username): the first entry found under the username
     or the key (``by_value``, lower-cased) for which ``reason`` names a conflict (and

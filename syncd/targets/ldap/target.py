@@ -56,6 +56,7 @@ from syncd.errors import PermanentError, TargetError
 from syncd.targets.base import WHOLE_SHARE, Report, gather
 from syncd.targets.directory.connection import NO_SUCH_OBJECT, Endpoint, LdapConnection
 from syncd.targets.directory.operations import (
+    Why,
     candidates,
     change_members,
     check_present,
@@ -213,9 +214,7 @@ class LdapDirectory:
         """The root DSE's ``namingContexts``; none when the server refuses to show them."""
         return list(self._root_dse().naming_contexts)
 
-    def _conflict_reason(
-        self, dn: str, entry: dict[str, Any], person: str, name: str
-    ) -> tuple[str, str]:
+    def _conflict_reason(self, dn: str, entry: dict[str, Any], person: str, name: str) -> Why:
         attributes = lowered(entry)
         names = {v.lower() for v in attributes.get(self.config.username_attribute.lower(), ())}
         keys = {v.lower() for v in attributes.get(self.config.key_attribute.lower(), ())}
