@@ -8,17 +8,17 @@ APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus \
 # already (NodeSource's nodejs bundles one and conflicts with Debian's npm package).
 APT_PACKAGES += $(if $(shell command -v npm),,nodejs npm)
 
-.PHONY: demo test test-all-pythons lint unit bench scimmy-modules system-packages clean
+.PHONY: demo test test-all-pythons lint unit bench scimmy-modules json-server-modules system-packages clean
 
 demo: $(VENV)/.installed system-packages
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed system-packages scimmy-modules lint
+test: $(VENV)/.installed system-packages scimmy-modules json-server-modules lint
 	$(PY) -m pytest -q tests
 
 # The same suite on every other python3.X of the machine (PATH, pyenv) that the project
 # supports, each in its own .venv-3.X; DRY_RUN=1 lists what it would run.
-test-all-pythons: $(VENV)/.installed system-packages scimmy-modules
+test-all-pythons: $(VENV)/.installed system-packages scimmy-modules json-server-modules
 	$(PY) scripts/all_pythons.py -q tests
 
 lint: $(VENV)/.installed
@@ -41,6 +41,14 @@ $(SCIMMY)/node_modules/.installed: $(SCIMMY)/package-lock.json | system-packages
 	cd $(SCIMMY) && npm ci --no-audit --no-fund
 	touch $@
 
+# json-server, the off-the-shelf REST server the HTTP source is tested against.
+JSON_SERVER := tests/servers/jsonserver
+json-server-modules: $(JSON_SERVER)/node_modules/.installed
+
+$(JSON_SERVER)/node_modules/.installed: $(JSON_SERVER)/package-lock.json | system-packages
+	cd $(JSON_SERVER) && npm ci --no-audit --no-fund
+	touch $@
+
 # slapd and its tools come from Debian (tests and the demo run their own throwaway
 # servers on free loopback ports); systemd-analyze checks the unit, promtool (package
 # prometheus) the alert rules.
@@ -61,4 +69,5 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-3.* .demo .pytest_cache .mypy_cache .ruff_cache $(SCIMMY)/node_modules
+	rm -rf $(VENV) .venv-3.* .demo .pytest_cache .mypy_cache .ruff_cache $(SCIMMY)/node_modules \
+	  $(JSON_SERVER)/node_modules

@@ -40,7 +40,7 @@ from syncd.core.model import (
 from syncd.core.plan import Wait, absences, plan_with_waits
 from syncd.core.policy import TargetPolicy
 from syncd.errors import SyncdError, TargetError
-from syncd.sources import file as file_source
+from syncd.sources.registry import Readers, read_all
 from syncd.targets.ad import AdDirectory
 from syncd.targets.base import Target, observation
 from syncd.targets.ldap import LdapDirectory
@@ -95,9 +95,9 @@ class CycleRun:
     attestations: list[Attestation]
 
 
-def read_source(config: Config) -> SourceRead:
-    """Read and validate the source; ``SourceError`` when it is unusable as a whole."""
-    return validated(config, file_source.read(config.source))
+def read_source(config: Config, readers: Readers | None = None) -> SourceRead:
+    """Read and validate the sources; ``SourceError`` when one is unusable as a whole."""
+    return validated(config, read_all([config.source], readers))
 
 
 def validated(config: Config, records: list[RawRecord]) -> SourceRead:

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from syncd.config import Config
+from syncd.config import Config, FileSource
 from syncd.engine import SourceRead, read_source, validated
 from syncd.errors import SourceError
+from syncd.sources.registry import Readers
 from syncd.state import SNAPSHOT, Snapshot, StateDir
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ class SourceWatch:
     def __init__(self, state: StateDir, wait: Callable[[float], bool] = _sleep) -> None:
         self.state = state
         self.wait = wait
+        self.readers = Readers()  # kept between reads: what each source last looked like
         self._seen: Stat | None = None  # at the last read
         self._watched: tuple[Stat, float] | None = None  # a stat, first seen at (monotonic)
         self.settles_in: float | None = None  # seconds until a change seen is still enough
@@ -153,7 +155,7 @@ class SourceWatch:
         """The file changed since the last read (a cheap ``stat``) and has been still
         for ``daemon.source_debounce`` since; ``settles_in`` says when it will be."""
         self.settles_in = None
-        stat = _stat(config.source.path)
+        stat = _stat(_file(config))
         if stat is None or self._seen is None or stat == self._seen:
             return False
         left = config.daemon.source_debounce.total_seconds() - self._still(stat)
@@ -177,34 +179,39 @@ class SourceWatch:
         when it cannot be read). ``SourceError`` when it keeps changing, ``Stopping``."""
         debounce = config.daemon.source_debounce.total_seconds()
         deadline = time.monotonic() + SETTLE_FOR * debounce
-        while True:
-            stat = _stat(config.source.path)
+        path = _file(config)
+        while path is not None:
+            stat = _stat(path)
             left = debounce - self._still(stat) if stat is not None else 0.0
             if left <= 0:
                 return stat
             if time.monotonic() + left > deadline:
                 raise SourceError(
-                    f"{config.source.path} kept changing for {SETTLE_FOR * debounce:.0f} s; "
+                    f"{path} kept changing for {SETTLE_FOR * debounce:.0f} s; "
                     "write the new contracts to another name and rename it into place"
                 )
             if not self.wait(left):
                 raise Stopping
+        return None
 
     def _read_still(self, config: Config) -> SourceRead:
         """Read the file once it is still; read it again when it changed meanwhile."""
+        path = _file(config)
+        if path is None:
+            return read_source(config, self.readers)
         for _ in range(READS):
             before = self._settled(config)
             try:
                 source: SourceRead | None = read_source(config)
             except SourceError:
-                if _stat(config.source.path) == before:
+                if _stat(path) == before:
                     raise  # broken as it stands, not cut by a write
                 source = None
-            self._seen = _stat(config.source.path)
+            self._seen = _stat(path)
             if source is not None and self._seen == before:
                 return source
-            log.warning("%s changed while it was read; reading it again", config.source.path)
-        raise SourceError(f"{config.source.path} changed under each of {READS} reads")
+            log.warning("%s changed while it was read; reading it again", path)
+        raise SourceError(f"{path} changed under each of {READS} reads")
 
     def read(self, config: Config, now: datetime) -> Reading:
         """Read the source; accept it (and snapshot it, as of ``now``) or fall back.
@@ -214,7 +221,7 @@ class SourceWatch:
         try:
             source = self._read_still(config)
         except SourceError as exc:
-            self._seen = _stat(config.source.path)
+            self._seen = _stat(_file(config))
             return _fallback(config, self.state.load_snapshot(), f"source unreadable: {exc}")
         valid = len(source.contracts)
         before = self._baseline()
@@ -262,7 +269,15 @@ def _fallback(config: Config, snapshot: Snapshot | None, why: str) -> Reading:
     return Reading(validated(config, snapshot.records), why)
 
 
-def _stat(path: Path) -> Stat | None:
+def _file(config: Config) -> Path | None:
+    """The file of a file source (watched by its size and times), else None."""
+    source = config.source
+    return source.path if isinstance(source, FileSource) else None
+
+
+def _stat(path: Path | None) -> Stat | None:
+    if path is None:
+        return None
     try:
         info = os.stat(path)
     except OSError:

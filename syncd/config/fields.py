@@ -65,7 +65,8 @@ def _tagged(annotation: Any) -> dict[str, type[Model]]:
     """The models of a tagged union by their ``type:`` value (empty if it is none)."""
     if get_origin(annotation) not in (Union, types.UnionType):
         return {}
-    models = [arg for arg in get_args(annotation) if _is_model(arg)]
+    args = [get_args(a)[0] if get_origin(a) is Annotated else a for a in get_args(annotation)]
+    models = [arg for arg in args if _is_model(arg)]
     return {kind: model for model in models if (kind := kind_of(model)) is not None}
 
 

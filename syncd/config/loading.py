@@ -217,10 +217,19 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             return {**section, key: str(folder / value)}
         return section
 
+    def source(section: Any) -> Any:
+        section = rel(rel(section, "path", base), "ca_file", base)
+        for secret in (*_SECRETS, "url"):
+            section = rel(section, f"{secret}_file", credentials)
+        return section
+
     out = dict(data)
-    for section in ("source", "audit"):
-        if section in out:
-            out[section] = rel(out[section], "path", base)
+    if "source" in out:
+        out["source"] = source(out["source"])
+    if isinstance(out.get("sources"), list):
+        out["sources"] = [source(each) for each in out["sources"]]
+    if "audit" in out:
+        out["audit"] = rel(out["audit"], "path", base)
     if "daemon" in out:
         out["daemon"] = rel(out["daemon"], "state_dir", base)
     if "audit" in out:

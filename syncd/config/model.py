@@ -19,7 +19,8 @@ from syncd.config.ad import AdTarget
 from syncd.config.common import Model, Problem
 from syncd.config.ldap import LdapTarget
 from syncd.config.scim import ScimTarget
-from syncd.config.sections import AuditConfig, DaemonConfig, FileSource, PolicyConfig, SafetyConfig
+from syncd.config.sections import AuditConfig, DaemonConfig, PolicyConfig, SafetyConfig
+from syncd.config.sources import SourceConfig
 from syncd.core.policy import Policy, Safety, TargetPolicy
 
 TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator="type")]
@@ -28,7 +29,7 @@ TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator
 class Config(Model):
     """The whole configuration file."""
 
-    source: FileSource = Field(
+    source: SourceConfig = Field(
         description="Where contracts come from.",
         examples=[{"type": "file", "path": "contracts.yaml"}],
     )
@@ -117,7 +118,8 @@ class Config(Model):
     def problems(self) -> list[Problem]:
         """What the schema alone cannot check, located from the document root: the roles,
         then the audit trail, then each target."""
-        return section_problems(self.roles, self.audit, self.targets, list(self.targets))
+        problems = section_problems(self.roles, self.audit, self.targets, list(self.targets))
+        return [*(p.within("source") for p in self.source.problems()), *problems]
 
 
 def section_problems(

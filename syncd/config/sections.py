@@ -1,7 +1,7 @@
-"""The config file's sections other than targets: source, policy, safety, daemon, audit.
+"""The config file's sections other than targets and sources: policy, safety, daemon, audit.
 
 Composed by ``syncd.config.model.Config``. Their values reach the rest of syncd directly
-(``FileSource`` for the file source, ``AuditConfig`` for the audit writer,
+(``AuditConfig`` for the audit writer,
 ``DaemonConfig`` for ``syncd run``) or through ``Config.core_policy()``.
 """
 
@@ -18,37 +18,6 @@ from pydantic import Field, field_validator
 from syncd.config.common import Duration, LimitField, Model, Problem, Size
 from syncd.core.contracts import TEXT_FIELDS
 from syncd.core.policy import Limit
-
-
-class FileSource(Model):
-    """Contracts from a local YAML, JSON or CSV file, re-read on every cycle."""
-
-    type: Literal["file"] = Field(
-        default="file", description="The kind of source; file is the only one in this release."
-    )
-    path: Path = Field(
-        description="The contracts file: .yaml/.yml or .json holding a contracts: list, or "
-        ".csv with a header row. A relative path is relative to the config file's folder."
-    )
-    format: Literal["auto", "yaml", "json", "csv"] = Field(
-        default="auto", description="How to parse path; auto decides by the file extension."
-    )
-    fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="Canonical field name -> the source's own name for it (e.g. email: mail), "
-        "for sources whose columns are named differently. Empty: the canonical names are used.",
-    )
-    csv_delimiter: str = Field(
-        default=",",
-        description="Field separator of a CSV source; roles inside one cell are separated by ;.",
-    )
-    max_bytes: Size = Field(
-        default=64 << 20,
-        gt=0,
-        description="Largest source file read (e.g. 64MiB); a larger one is a source error, "
-        "so a runaway export cannot exhaust memory. A cycle holds about 7 (YAML, JSON) to 15 "
-        "(CSV) times the file's size in memory.",
-    )
 
 
 class UsernamePolicy(Model):
