@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus \
-                samba samba-ad-dc samba-ad-provision winbind 389-ds-base
+                samba samba-ad-dc samba-ad-provision winbind 389-ds-base postgresql
 # Node.js and npm for SCIMMY (tests/servers/scimmy): Debian's, unless an npm is there
 # already (NodeSource's nodejs bundles one and conflicts with Debian's npm package).
 APT_PACKAGES += $(if $(shell command -v npm),,nodejs npm)
@@ -50,8 +50,8 @@ $(JSON_SERVER)/node_modules/.installed: $(JSON_SERVER)/package-lock.json | syste
 	touch $@
 
 # slapd and its tools come from Debian (tests and the demo run their own throwaway
-# servers on free loopback ports); systemd-analyze checks the unit, promtool (package
-# prometheus) the alert rules.
+# servers on free loopback ports; PostgreSQL too, for the SQL source's tests);
+# systemd-analyze checks the unit, promtool (package prometheus) the alert rules.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from syncd.config import FileSource, HttpSource, SourceBase
+from syncd.config import FileSource, HttpSource, SourceBase, SqlSource
 from syncd.core.contracts import RawRecord
 from syncd.errors import SourceError
 from syncd.sources import file as file_source
+from syncd.sources import sql as sql_source
 from syncd.sources.http import HttpReader
 
 
@@ -35,6 +36,8 @@ class Readers:
             return file_source.read(source)
         if isinstance(source, HttpSource):
             return self.http(source).read()
+        if isinstance(source, SqlSource):
+            return sql_source.read(source)
         raise SourceError(f"{source.label}: no reader for {type(source).__name__}")
 
     def close(self) -> None:
