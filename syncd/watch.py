@@ -271,8 +271,10 @@ def _fallback(config: Config, snapshot: Snapshot | None, why: str) -> Reading:
 
 def _file(config: Config) -> Path | None:
     """The file of a file source (watched by its size and times), else None."""
-    source = config.source
-    return source.path if isinstance(source, FileSource) else None
+    sources = config.all_sources
+    if len(sources) == 1 and isinstance(sources[0], FileSource):
+        return sources[0].path
+    return None
 
 
 def _stat(path: Path | None) -> Stat | None:

@@ -136,8 +136,8 @@ def _models(annotation: Any, prefix: str) -> Iterator[tuple[str, type[Model]]]:
         return
     for model in _tagged(annotation).values():
         yield prefix, model
-    if get_origin(annotation) is dict:
-        yield from _models(get_args(annotation)[1], f"{prefix}.{NAME}")
+    if get_origin(annotation) in (dict, list):
+        yield from _models(get_args(annotation)[-1], f"{prefix}.{NAME}")
 
 
 @cache
