@@ -18,8 +18,9 @@ as a snapshot in the state directory (``syncd.state``); when the source cannot b
 or its valid contracts drop by more than ``safety.max_source_drop``, the contracts come
 from that snapshot instead and the reading says why (``degraded``): the daemon then
 plans in ``expiries_only`` mode, so dated expiries happen on time while grants and
-orphan handling wait. It also notices, with a cheap ``stat``, that a file source changed,
-and reads a file only once it has been still (size and times unchanged) for
+orphan handling wait. It also notices that a source changed: a single file source with a
+cheap ``stat``, any other at its ``source.poll`` (``syncd.sources.polls``). A single
+file is read only once it has been still (size and times unchanged) for
 ``daemon.source_debounce``, and again when it changed while being read: a file rewritten
 in place is never read half-written unless its writer pauses for longer than that.
 """
@@ -38,6 +39,7 @@ from pathlib import Path
 from syncd.config import Config, FileSource
 from syncd.engine import SourceRead, read_source, validated
 from syncd.errors import SourceError
+from syncd.sources.polls import Polls
 from syncd.sources.registry import Readers
 from syncd.state import SNAPSHOT, Snapshot, StateDir
 
@@ -145,6 +147,7 @@ class SourceWatch:
         self.state = state
         self.wait = wait
         self.readers = Readers()  # kept between reads: what each source last looked like
+        self.polls = Polls(self.readers)
         self._seen: Stat | None = None  # at the last read
         self._watched: tuple[Stat, float] | None = None  # a stat, first seen at (monotonic)
         self.settles_in: float | None = None  # seconds until a change seen is still enough
@@ -152,10 +155,15 @@ class SourceWatch:
         self._snapshot: tuple[Stat | None, int | None, Stat | None] = (None, None, None)
 
     def changed(self, config: Config) -> bool:
-        """The file changed since the last read (a cheap ``stat``) and has been still
-        for ``daemon.source_debounce`` since; ``settles_in`` says when it will be."""
+        """A single file source: it changed since the last read (a cheap ``stat``) and
+        has been still for ``daemon.source_debounce`` since; ``settles_in`` says when it
+        will be. Other sources: one whose ``source.poll`` has come changed since it was
+        last read (``syncd.sources.polls``)."""
         self.settles_in = None
-        stat = _stat(_file(config))
+        path = _file(config)
+        if path is None:
+            return self.polls.changed(config.all_sources)
+        stat = _stat(path)
         if stat is None or self._seen is None or stat == self._seen:
             return False
         left = config.daemon.source_debounce.total_seconds() - self._still(stat)
@@ -198,7 +206,9 @@ class SourceWatch:
         """Read the file once it is still; read it again when it changed meanwhile."""
         path = _file(config)
         if path is None:
-            return read_source(config, self.readers)
+            read = read_source(config, self.readers)
+            self.polls.read(config.all_sources)
+            return read
         for _ in range(READS):
             before = self._settled(config)
             try:

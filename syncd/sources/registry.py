@@ -9,8 +9,11 @@ several sources hold makes every copy invalid, and ``named`` says which sources.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from syncd.config import FileSource, HttpSource, SourceBase, SqlSource
 from syncd.core.contracts import RawRecord
@@ -21,33 +24,77 @@ from syncd.sources import file as file_source
 from syncd.sources import sql as sql_source
 from syncd.sources.http import HttpReader
 
+log = logging.getLogger(__name__)
+
 
 class Readers:
-    """The stateful readers of the sources, by source (a changed config gets new ones)."""
+    """The readers of the sources and what each last read saw, by source (a changed
+    config gets new ones): an HTTP source's client and pages, a SQL source's digest,
+    a file's size and times."""
 
     def __init__(self) -> None:
-        self._http: dict[HttpSource, HttpReader] = {}
+        self._http: dict[str, HttpReader] = {}  # by key()
+        self._digests: dict[str, bytes] = {}
+        self._stats: dict[str, tuple[int, int, int] | None] = {}
 
     def http(self, source: HttpSource) -> HttpReader:
-        reader = self._http.get(source)
+        reader = self._http.get(key(source))
         if reader is None:
-            reader = self._http[source] = HttpReader(source)
+            reader = self._http[key(source)] = HttpReader(source)
         return reader
 
     def read(self, source: SourceBase) -> list[RawRecord]:
         """The records of one source; ``SourceError`` when it cannot be read as a whole."""
         if isinstance(source, FileSource):
-            return file_source.read(source)
+            before = _stat(source.path)
+            records = file_source.read(source)
+            self._stats[key(source)] = before if _stat(source.path) == before else None
+            return records
         if isinstance(source, HttpSource):
             return self.http(source).read()
         if isinstance(source, SqlSource):
-            return sql_source.read(source)
+            hashed = sql_source.new_digest()
+            records = sql_source.read(source, hashed)
+            self._digests[key(source)] = hashed.digest()
+            return records
         raise SourceError(f"{source.label}: no reader for {type(source).__name__}")
+
+    def unchanged(self, source: SourceBase) -> bool:
+        """Whether ``source`` is as its last read found it: file by its size and times,
+        http by ETag / Last-Modified or each page's digest, sql by the rows' digest.
+        True when there is nothing to compare with, or the source cannot be asked: the
+        daemon's regular poll then reads it, and falls back when it must."""
+        known = key(source)
+        if isinstance(source, FileSource):
+            return known not in self._stats or _stat(source.path) == self._stats[known]
+        if isinstance(source, HttpSource):
+            reader = self._http.get(known)
+            return reader is None or not reader.pages or reader.unchanged()
+        if isinstance(source, SqlSource) and known in self._digests:
+            try:
+                return sql_source.digest(source) == self._digests[known]
+            except SourceError as exc:
+                log.info("%s: cannot ask whether it changed: %s", source.label, exc)
+        return True
 
     def close(self) -> None:
         for reader in self._http.values():
             reader.close()
         self._http.clear()
+
+
+def key(source: SourceBase) -> str:
+    """What tells one source's settings from another's (config models hold dicts, so
+    they cannot be dictionary keys themselves)."""
+    return source.model_dump_json()
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
 
 
 @dataclass(frozen=True)

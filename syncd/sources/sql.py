@@ -35,13 +35,18 @@ from syncd.sources.mapping import Mapper
 _CHUNK = 5000  # rows fetched at a time
 
 
-def read(source: SqlSource) -> list[RawRecord]:
-    """The rows of ``source.query`` as records; ``SourceError`` when it cannot be read."""
+def read(source: SqlSource, hashed: hashlib.blake2b | None = None) -> list[RawRecord]:
+    """The rows of ``source.query`` as records; ``SourceError`` when it cannot be read.
+    ``hashed``: a ``hashlib`` object that takes in the rows as ``digest`` does."""
     mapper = Mapper(source)
     prefix = f"{source.label} row "
     out: list[RawRecord] = []
     with _rows(source) as (keys, chunks):
+        if hashed is not None:
+            hashed.update(repr(keys).encode())
         for chunk in chunks:
+            if hashed is not None:
+                hashed.update(repr(chunk).encode())
             start = len(out) + 1
             out += [
                 mapper(dict(zip(keys, row, strict=True)), prefix + str(n))
@@ -53,12 +58,17 @@ def read(source: SqlSource) -> list[RawRecord]:
 def digest(source: SqlSource) -> bytes:
     """A digest of everything the query returns, in its order: equal digests, the same
     rows (the daemon's cheap check of whether the source changed)."""
-    hashed = hashlib.blake2b(digest_size=16)
+    hashed = new_digest()
     with _rows(source) as (keys, chunks):
         hashed.update(repr(keys).encode())
         for chunk in chunks:
             hashed.update(repr(chunk).encode())
     return hashed.digest()
+
+
+def new_digest() -> hashlib.blake2b:
+    """The hash ``digest`` and ``read`` take the rows into."""
+    return hashlib.blake2b(digest_size=16)
 
 
 @contextmanager
