@@ -7,8 +7,9 @@ flight. Tests run ``Daemon.run`` in a thread and set the same requests themselve
 handing it in-memory targets through ``open_targets``.
 
 The loop runs a cycle (``syncd.engine``) when the schedule says so (``syncd.watch``:
-every ``daemon.interval``, at the next grant time or access end, after a backoff) or
-when the source file changed, and sleeps in between. When only a boundary is due, the
+every ``daemon.interval``, at the next grant time or access end, after a backoff), when
+a source changed (``SourceWatch.changed``) or when ``POST /trigger`` asked for one
+(``syncd.trigger``, audited), and sleeps in between. When only a boundary is due, the
 cycle is a targeted one (``syncd.targeted``): just the people whose access changes
 then (a burst: its vanguard first), planned from the last full cycle's contracts.
 Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each
@@ -39,7 +40,7 @@ from pathlib import Path
 from syncd import engine, pulse
 from syncd.apply import ApplyReport
 from syncd.audit import AuditWriter
-from syncd.audit.records import START, STOP
+from syncd.audit.records import OTHER_ACTIVITY, START, STOP
 from syncd.config import Config, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import next_boundary
@@ -52,6 +53,7 @@ from syncd.standing import StandingConflicts
 from syncd.state import StateDir
 from syncd.targeted import VANGUARD, Basis, boundary_slices, plan_boundary
 from syncd.targets.base import Target
+from syncd.trigger import Trigger
 from syncd.verdict import status_line, verdict
 from syncd.watch import WATCH_EVERY, Controls, Reading, Schedule, SourceWatch, Stopping
 
@@ -86,6 +88,7 @@ class Daemon:
         self.standing: StandingConflicts | None = None  # kept in the state directory
         self.pulse = Pulse()
         self._controls = Controls()
+        self.trigger: Trigger | None = None  # POST /trigger, when daemon.trigger_token_file
         self._ready = threading.Event()
         self._started = time.monotonic()
 
@@ -106,7 +109,9 @@ class Daemon:
         ended = threading.Event()
         try:
             if self.config.daemon.metrics_address:
-                server = serve(self.config.daemon.metrics_address, self.metrics, self.health)
+                self.trigger = _trigger(self.config, controls)
+                post = self.trigger.answer if self.trigger else None
+                server = serve(self.config.daemon.metrics_address, self.metrics, self.health, post)
             self.notify.status("first cycle")
             watchdog.start()
             threading.Thread(
@@ -162,6 +167,9 @@ class Daemon:
             if controls.take_reload():
                 self._reload()
             forced = controls.take_cycle()
+            for client in self.trigger.take() if self.trigger else ():
+                audit.event(OTHER_ACTIVITY, "Trigger", f"POST /trigger from {client}: a "
+                            "cycle now", audit.correlation, client=client)  # fmt: skip
             changed = source.changed(self.config)
             if not (forced or changed) and self._targeted_due():
                 self._targeted(source, audit)
@@ -369,3 +377,13 @@ class Daemon:
             self.health.set(HEALTH[result], reason)
         self.last_status = status_line(cycle, result, self.schedule.boundary)
         self.notify.status(self.last_status)
+
+
+def _trigger(config: Config, controls: Controls) -> Trigger | None:
+    """POST /trigger when ``daemon.trigger_token_file`` is set (checked by the config)."""
+    daemon = config.daemon
+    if daemon.trigger_token_file is None:
+        return None
+    token = daemon.trigger_token_file.read_text(encoding="utf-8").strip()
+    interval = daemon.trigger_min_interval.total_seconds()
+    return Trigger(token, interval, controls.request_cycle)

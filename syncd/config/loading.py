@@ -232,6 +232,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         out["audit"] = rel(out["audit"], "path", base)
     if "daemon" in out:
         out["daemon"] = rel(out["daemon"], "state_dir", base)
+        out["daemon"] = rel(out["daemon"], "trigger_token_file", credentials)
     if "audit" in out:
         out["audit"] = rel(out["audit"], "hmac_key_file", credentials)
     if isinstance(out.get("targets"), dict):

@@ -127,7 +127,8 @@ class Config(Model):
         """What the schema alone cannot check, located from the document root: the roles,
         then the audit trail, then each target."""
         problems = section_problems(self.roles, self.audit, self.targets, list(self.targets))
-        return [*self._source_problems(), *problems]
+        daemon = [p.within("daemon") for p in self.daemon.problems()]
+        return [*self._source_problems(), *problems, *daemon]
 
     @property
     def all_sources(self) -> list[SourceBase]:

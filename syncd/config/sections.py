@@ -15,7 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from syncd.config.common import Duration, LimitField, Model, Problem, Size
+from syncd.config.common import (
+    Duration,
+    LimitField,
+    Model,
+    Problem,
+    Size,
+    read_secret,
+    secret_problem,
+)
 from syncd.core.contracts import TEXT_FIELDS
 from syncd.core.policy import Limit
 
@@ -186,6 +194,38 @@ class DaemonConfig(Model):
         "still run at every interval and source change. false: every wake-up is a full "
         "cycle.",
     )
+    trigger_token_file: Path | None = Field(
+        default=None,
+        description="File holding the bearer token that POST /trigger on metrics_address must "
+        "carry to run a cycle now (a webhook for an HR system's 'contract terminated'). "
+        "Unset: /trigger is off. Read at start. A relative path is looked up in "
+        "$CREDENTIALS_DIRECTORY when set.",
+    )
+    trigger_min_interval: Duration = Field(
+        default=timedelta(seconds=10),
+        description="POST /trigger requests closer together than this are answered 429 with "
+        "Retry-After; the cycle already requested covers them.",
+    )
+
+    def problems(self) -> list[Problem]:
+        """What the schema alone cannot check: /trigger has a listener and a token."""
+        file = self.trigger_token_file
+        if file is None:
+            return []
+        if not self.metrics_address:
+            return [
+                Problem(
+                    ("trigger_token_file",),
+                    "POST /trigger needs the listener, and metrics_address is off",
+                    "set metrics_address: 127.0.0.1:9464, or remove trigger_token_file",
+                )
+            ]
+        problem = secret_problem("trigger_token", file, None)
+        if problem is None and not read_secret(file, None):
+            problem = f"trigger_token_file {file} is empty"
+        if problem:
+            return [Problem(("trigger_token_file",), problem, "point it at the token's file")]
+        return []
 
 
 class AuditConfig(Model):
