@@ -100,9 +100,7 @@ class HttpReader:
                         f"{src.label}: more than max_records {src.max_records} items "
                         "(fix: raise max_records, or narrow the collection's URL)"
                     )
-                prefix = f"{src.label} page {walk.number} item "
-                mapper = self.mapper
-                records += [mapper(it, prefix + str(i)) for i, it in enumerate(items, 1)]
+                records += self.mapper.many(items, f"{src.label} page {walk.number} item ")
                 pages.append(_fetched(response, url, params))
                 walk.advance(response, body, len(items))
         except (PermanentError, TemporaryError) as exc:

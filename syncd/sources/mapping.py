@@ -38,14 +38,22 @@ def at_path(value: Any, path: str) -> Any:
 
 
 def _getter(path: str) -> Getter:
-    """A fast reader of one path: a plain key is one ``dict.get``."""
+    """A fast reader of one path: a plain key is one ``dict.get``, a dotted path one
+    subscript a level (``at_path`` for what that cannot walk: list indexes, gaps)."""
     if "." not in path:
         return lambda item: item.get(path, _MISSING)
-    return lambda item: _present(at_path(item, path))
+    parts = tuple(path.split("."))
 
+    def get(item: Any) -> Any:
+        value = item
+        try:
+            for part in parts:
+                value = value[part]
+        except (KeyError, TypeError, IndexError):
+            value = at_path(item, path)
+        return _MISSING if value is None else value
 
-def _present(value: Any) -> Any:
-    return _MISSING if value is None else value
+    return get
 
 
 class Mapper:
@@ -56,24 +64,37 @@ class Mapper:
         self.fields = dict(source.fields)
         self.status_map = dict(source.status_map)
         self.roles = source.roles_from
-        self.plain = not self.fields and not self.status_map and self.roles == RolesFrom()
-        self._getters = [(canon, _getter(self.fields.get(canon, canon))) for canon in CANONICAL]
+        self._roles = self.roles != RolesFrom()
+        self._role_key = _getter(self.roles.key) if self.roles.key else None
+        self.plain = not self.fields and not self.status_map and not self._roles
+        self._getters = [(canon, _getter(path)) for canon, path in self.fields.items()]
+        self._unmapped = frozenset(CANONICAL) - set(self.fields)  # read under their own names
 
     def __call__(self, item: Any, origin: str) -> RawRecord:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             return RawRecord(origin, {})  # validation says what is missing
         if self.plain:
             return RawRecord(origin, item)
         if self.fields:
             out = {canon: v for canon, get in self._getters if (v := get(item)) is not _MISSING}
+            for canon in self._unmapped.intersection(item):
+                out[canon] = item[canon]
         else:
             out = dict(item)
         status = out.get("status")
-        if self.status_map and isinstance(status, str | int):
+        if self.status_map and type(status) in (str, int):
             out["status"] = self.status_map.get(str(status), status)
-        if "roles" in out and self.roles != RolesFrom():
+        if self._roles and "roles" in out:
             out["roles"] = self.role_names(out["roles"])
         return RawRecord(origin, out)
+
+    def many(self, items: list[Any], prefix: str, first: int = 1) -> list[RawRecord]:
+        """Records of ``items`` whose origins are ``prefix`` and their numbers from
+        ``first``; without a mapping, in a few calls for them all."""
+        origins = [prefix + str(n) for n in range(first, first + len(items))]
+        if self.plain and all(type(item) is dict for item in items):
+            return list(map(RawRecord, origins, items))
+        return list(map(self, items, origins))
 
     def role_names(self, value: Any) -> Any:
         """The role names a roles value holds, through ``roles_from``; a value of another
@@ -82,9 +103,14 @@ class Mapper:
         if isinstance(value, str):
             names: list[Any] = [part.strip() for part in value.split(spec.delimiter)]
         elif isinstance(value, list):
-            names = [at_path(v, spec.key) for v in value] if spec.key else list(value)
+            key = self._role_key
+            names = [_unset(key(v)) for v in value] if key else list(value)
         else:
             return value
         if spec.map:
             names = [spec.map.get(n, n) if isinstance(n, str) else n for n in names]
         return [n for n in names if n not in (None, "")]
+
+
+def _unset(value: Any) -> Any:
+    return None if value is _MISSING else value

@@ -47,11 +47,9 @@ def read(source: SqlSource, hashed: hashlib.blake2b | None = None) -> list[RawRe
         for chunk in chunks:
             if hashed is not None:
                 hashed.update(repr(chunk).encode())
-            start = len(out) + 1
-            out += [
-                mapper(dict(zip(keys, row, strict=True)), prefix + str(n))
-                for n, row in enumerate(chunk, start)
-            ]
+            out += mapper.many(
+                [dict(zip(keys, row, strict=True)) for row in chunk], prefix, len(out) + 1
+            )
     return out
 
 
@@ -73,19 +71,26 @@ def new_digest() -> hashlib.blake2b:
 
 @contextmanager
 def _rows(source: SqlSource) -> Iterator[tuple[list[str], Iterator[list[Any]]]]:
-    """The column names and the rows in chunks, inside the read's transaction."""
+    """The column names and the rows in chunks (plain tuples, from the driver's own
+    cursor: SQLAlchemy's rows would cost more than the query), inside the read's
+    transaction."""
     label = source.label
     try:
         engine = create_engine(make_url(source.read_url()), poolclass=NullPool)
     except (ArgumentError, ValueError, ImportError) as exc:
         raise SourceError(f"{label}: unusable database URL ({type(exc).__name__})") from exc
+    driver_error: Any = engine.dialect.loaded_dbapi.Error
     try:
         with engine.connect() as conn, _snapshot(conn, source):
-            result = conn.execute(text(source.query))
-            if not result.returns_rows:
-                raise SourceError(f"{label}: the query returns no rows (fix: use a SELECT)")
-            yield list(result.keys()), _chunks(result, source)
-    except SQLAlchemyError as exc:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(source.query)
+                if cursor.description is None:
+                    raise SourceError(f"{label}: the query returns no rows (fix: use a SELECT)")
+                yield [str(column[0]) for column in cursor.description], _chunks(cursor, source)
+            finally:
+                cursor.close()
+    except (SQLAlchemyError, driver_error) as exc:
         raise SourceError(f"{label}: {_reason(exc, source.timeout)}") from exc
     finally:
         engine.dispose()
@@ -128,7 +133,7 @@ def _snapshot(conn: Connection, source: SqlSource) -> Iterator[None]:
         yield
 
 
-def _reason(exc: SQLAlchemyError, timeout: int) -> str:
+def _reason(exc: Exception, timeout: int) -> str:
     """What went wrong, in one line, without the statement or the URL."""
     orig = getattr(exc, "orig", None)
     lines = str(orig if orig is not None else exc).strip().splitlines()
