@@ -206,6 +206,7 @@ class SourceWatch:
         """Read the file once it is still; read it again when it changed meanwhile."""
         path = _file(config)
         if path is None:
+            self.readers.retain(config.all_sources)
             read = read_source(config, self.readers)
             self.polls.read(config.all_sources)
             return read

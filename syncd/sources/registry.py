@@ -77,6 +77,15 @@ class Readers:
                 log.info("%s: cannot ask whether it changed: %s", source.label, exc)
         return True
 
+    def retain(self, sources: Sequence[SourceBase]) -> None:
+        """Forget (and close) what is kept for sources no longer configured (a reload)."""
+        keep = {key(source) for source in sources}
+        for known in [k for k in self._http if k not in keep]:
+            self._http.pop(known).close()
+        for kept in (self._digests, self._stats):
+            for known in [k for k in kept if k not in keep]:
+                del kept[known]
+
     def close(self) -> None:
         for reader in self._http.values():
             reader.close()

@@ -124,3 +124,19 @@ def test_a_source_that_cannot_be_asked_counts_as_unchanged(api: FaultApi, tmp_pa
     api.faults.add("500")
     clock.now += 1
     assert not watch.changed(config)  # the regular poll reads it, and falls back
+
+
+def test_a_reload_closes_what_was_kept_for_a_source_no_longer_configured(
+    api: FaultApi, tmp_path: Path
+) -> None:
+    source = {"type": "http", "url": f"{api.url}/items", "allow_plaintext": True,
+              "records": "data.items", "paging": {"style": "next"}}  # fmt: skip
+    first = config_with(tmp_path, source)
+    watch, _ = watched(first, tmp_path)
+    watch.read(first, datetime.now(UTC))
+    reader = watch.readers.http(first.all_sources[0])  # type: ignore[arg-type]
+    assert reader.pages
+    second = config_with(tmp_path, {**source, "url": f"{api.url}/items?page=1"})
+    watch.read(second, datetime.now(UTC))
+    assert reader.http.is_closed
+    assert watch.readers.http(second.all_sources[0]) is not reader  # type: ignore[arg-type]
