@@ -5,7 +5,8 @@ a page), with a ``next`` URL, a ``cursor`` and a ``total`` in each body and an `
 that ``If-None-Match`` answers with 304. ``FaultApi.faults`` switches on one misbehaviour
 at a time, each a real HTTP answer on a real socket: a page that answers 500, a 429 with
 ``Retry-After`` (once), a body cut short of its ``Content-Length``, a cursor that loops,
-a total that disagrees with the items. ``hits`` counts requests by page.
+a total that disagrees with the items. ``hits`` counts requests by page; with
+``authorization`` set, a request without that ``Authorization`` header gets 401.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class FaultApi:
     faults: set[str] = field(default_factory=set)
     hits: Counter[int] = field(default_factory=Counter)
     url: str = ""
+    authorization: str | None = None  # when set, the Authorization header every request needs
 
     def body(self, page: int) -> dict[str, Any]:
         start = (page - 1) * self.size
@@ -54,6 +56,8 @@ def _handler(api: FaultApi) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(urlsplit(self.path).query)
             page = int((query.get("page") or query.get("cursor") or ["1"])[0])
             api.hits[page] += 1
+            if api.authorization and self.headers.get("Authorization") != api.authorization:
+                return self._send(401, b'{"error": "unauthorized"}')
             if page == 2 and "500" in api.faults:
                 return self._send(500, b'{"error": "boom"}')
             if page == 2 and "429" in api.faults and api.hits[page] == 1:

@@ -3,6 +3,7 @@ server, and against a small API of our own that fails on purpose."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from syncd.config import HttpSource
 from syncd.core.model import Status
 from syncd.errors import SourceError
 from syncd.sources.http import HttpReader
+from tests.integration.test_scim_lifecycle import TokenEndpoint
 from tests.servers.faultapi import FaultApi, serving
 from tests.servers.jsonserver import JsonServer, JsonServerError, start_json_server
 from tests.sources.common import VMS_MAPPING, checked, vms_item
@@ -199,3 +201,32 @@ def test_a_bearer_token_from_a_file_is_sent(api: FaultApi, tmp_path: Path) -> No
     reader.http.event_hooks["request"] = [lambda r: seen.append(r.headers["Authorization"])]
     reader.read()
     assert set(seen) == {"Bearer s3cret"}
+
+
+def test_basic_auth_and_a_refusal_that_says_what_to_check(api: FaultApi, tmp_path: Path) -> None:
+    api.authorization = "Basic " + base64.b64encode(b"syncd:pa55").decode()
+    password = tmp_path / "password"
+    password.write_text("pa55\n")
+    settings = {"paging": {"style": "next"}, "username": "syncd"}
+    assert len(fast(f"{api.url}/items", password_file=str(password), **settings).read()) == 7
+    password.write_text("wrong\n")
+    with pytest.raises(SourceError, match=r"page 1 answered HTTP 401 .*check token_file"):
+        fast(f"{api.url}/items", password_file=str(password), **settings).read()
+
+
+def test_oauth2_client_credentials_share_the_scim_targets_token_code(
+    api: FaultApi, tmp_path: Path
+) -> None:
+    endpoint = TokenEndpoint("vms-t0ken", "syncd", "client-Secret-1", 3600)
+    try:
+        api.authorization = "Bearer vms-t0ken"
+        secret = tmp_path / "client-secret"
+        secret.write_text("client-Secret-1\n")
+        reader = fast(f"{api.url}/items", paging={"style": "next"}, token_url=endpoint.url,
+                      client_id="syncd", client_secret_file=str(secret))  # fmt: skip
+        assert len(reader.read()) == 7
+        assert len(reader.read()) == 7
+        assert endpoint.fetched == 1  # one token, kept until shortly before it expires
+    finally:
+        endpoint.server.shutdown()
+        endpoint.server.server_close()
