@@ -9,6 +9,7 @@ section without ``type:`` is a file, as in earlier releases.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import Discriminator, Field, Tag
 
 from syncd.config.common import Duration, Model, Problem, Size, read_secret, secret_problem
 
+_PASSWORD_IN_URL = re.compile(r"://[^/@:]*:[^/@]*@")  # scheme://user:password@host
 _CREDENTIALS = (
     "A relative path is looked up in $CREDENTIALS_DIRECTORY when systemd set it, otherwise "
     "next to the config file."
@@ -317,6 +319,14 @@ class SqlSource(SourceBase):
         if len(given) != 1:
             out.append(
                 Problem(("url_file",), "give exactly one of url, url_file, url_env", "add one")
+            )
+        elif self.url is not None and _PASSWORD_IN_URL.search(self.url):
+            out.append(
+                Problem(
+                    ("url",),
+                    "the URL carries a password, and the config file is no place for one",
+                    "put the URL in a file named by url_file, or a variable named by url_env",
+                )
             )
         elif self.url is None:
             problem = secret_problem("url", self.url_file, self.url_env)

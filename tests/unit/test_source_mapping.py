@@ -82,3 +82,12 @@ def test_a_source_without_type_is_a_file(tmp_path: Path) -> None:
     config = load_config(Path(_config(tmp_path, "source:\n  path: c.yaml")))
     assert isinstance(config.source, FileSource)
     assert config.source.path == tmp_path / "c.yaml"
+
+
+def test_a_database_url_with_a_password_belongs_in_a_file(tmp_path: Path) -> None:
+    source = "source:\n  type: sql\n  url: postgresql://syncd:hunter2@db/hr\n  query: SELECT 1"
+    with pytest.raises(ConfigError, match="the URL carries a password") as err:
+        load_config(Path(_config(tmp_path, source)))
+    assert "hunter2" not in str(err.value)
+    plain = "source:\n  type: sql\n  url: sqlite:////srv/hr.db\n  query: SELECT 1"
+    assert isinstance(load_config(Path(_config(tmp_path, plain))).source, SqlSource)
