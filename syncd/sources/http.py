@@ -15,7 +15,9 @@ Each item's origin names the source, the page and the item's index in it.
 
 ``unchanged`` asks again for each page of the last read with ``If-None-Match`` /
 ``If-Modified-Since``: when every page answers 304, or the same bytes (a digest, for
-APIs without validators), the source has not changed and the daemon plans nothing.
+APIs without validators), the source has not changed and the daemon plans nothing. A
+change that shows in no page's body (a new page after a last page that was full, told
+only by a ``Link`` header) is seen at the next full cycle (``daemon.interval``).
 """
 
 from __future__ import annotations
