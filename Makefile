@@ -3,22 +3,22 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus \
-                samba samba-ad-dc samba-ad-provision winbind 389-ds-base
+                samba samba-ad-dc samba-ad-provision winbind 389-ds-base postgresql
 # Node.js and npm for SCIMMY (tests/servers/scimmy): Debian's, unless an npm is there
 # already (NodeSource's nodejs bundles one and conflicts with Debian's npm package).
 APT_PACKAGES += $(if $(shell command -v npm),,nodejs npm)
 
-.PHONY: demo test test-all-pythons lint unit bench scimmy-modules system-packages clean
+.PHONY: demo test test-all-pythons lint unit bench scimmy-modules json-server-modules system-packages clean
 
 demo: $(VENV)/.installed system-packages
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed system-packages scimmy-modules lint
+test: $(VENV)/.installed system-packages scimmy-modules json-server-modules lint
 	$(PY) -m pytest -q tests
 
 # The same suite on every other python3.X of the machine (PATH, pyenv) that the project
 # supports, each in its own .venv-3.X; DRY_RUN=1 lists what it would run.
-test-all-pythons: $(VENV)/.installed system-packages scimmy-modules
+test-all-pythons: $(VENV)/.installed system-packages scimmy-modules json-server-modules
 	$(PY) scripts/all_pythons.py -q tests
 
 lint: $(VENV)/.installed
@@ -41,9 +41,17 @@ $(SCIMMY)/node_modules/.installed: $(SCIMMY)/package-lock.json | system-packages
 	cd $(SCIMMY) && npm ci --no-audit --no-fund
 	touch $@
 
+# json-server, the off-the-shelf REST server the HTTP source is tested against.
+JSON_SERVER := tests/servers/jsonserver
+json-server-modules: $(JSON_SERVER)/node_modules/.installed
+
+$(JSON_SERVER)/node_modules/.installed: $(JSON_SERVER)/package-lock.json | system-packages
+	cd $(JSON_SERVER) && npm ci --no-audit --no-fund
+	touch $@
+
 # slapd and its tools come from Debian (tests and the demo run their own throwaway
-# servers on free loopback ports); systemd-analyze checks the unit, promtool (package
-# prometheus) the alert rules.
+# servers on free loopback ports; PostgreSQL too, for the SQL source's tests);
+# systemd-analyze checks the unit, promtool (package prometheus) the alert rules.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -61,4 +69,5 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-3.* .demo .pytest_cache .mypy_cache .ruff_cache $(SCIMMY)/node_modules
+	rm -rf $(VENV) .venv-3.* .demo .pytest_cache .mypy_cache .ruff_cache $(SCIMMY)/node_modules \
+	  $(JSON_SERVER)/node_modules

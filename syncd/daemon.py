@@ -7,8 +7,9 @@ flight. Tests run ``Daemon.run`` in a thread and set the same requests themselve
 handing it in-memory targets through ``open_targets``.
 
 The loop runs a cycle (``syncd.engine``) when the schedule says so (``syncd.watch``:
-every ``daemon.interval``, at the next grant time or access end, after a backoff) or
-when the source file changed, and sleeps in between. When only a boundary is due, the
+every ``daemon.interval``, at the next grant time or access end, after a backoff), when
+a source changed (``SourceWatch.changed``) or when ``POST /trigger`` asked for one
+(``syncd.trigger``, audited), and sleeps in between. When only a boundary is due, the
 cycle is a targeted one (``syncd.targeted``): just the people whose access changes
 then (a burst: its vanguard first), planned from the last full cycle's contracts.
 Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each
@@ -42,7 +43,7 @@ from pathlib import Path
 from syncd import engine, pulse
 from syncd.apply import ApplyReport
 from syncd.audit import AuditWriter
-from syncd.audit.records import START, STOP
+from syncd.audit.records import OTHER_ACTIVITY, START, STOP
 from syncd.config import Config, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import next_boundary
@@ -56,6 +57,7 @@ from syncd.standing import StandingConflicts
 from syncd.state import StateDir
 from syncd.targeted import VANGUARD, Basis, boundary_slices, plan_boundary
 from syncd.targets.base import Target
+from syncd.trigger import Trigger, trigger_of
 from syncd.verdict import status_line, verdict
 from syncd.watch import WATCH_EVERY, Controls, Reading, Schedule, SourceWatch, Stopping
 
@@ -91,6 +93,7 @@ class Daemon:
         self.notices: Notices  # made by ``run``, with the state directory
         self.pulse = Pulse()
         self._controls = Controls()
+        self.trigger: Trigger | None = None  # POST /trigger, when daemon.trigger_token_file
         self._ready = threading.Event()
         self._started = time.monotonic()
 
@@ -112,7 +115,9 @@ class Daemon:
         ended = threading.Event()
         try:
             if self.config.daemon.metrics_address:
-                server = serve(self.config.daemon.metrics_address, self.metrics, self.health)
+                self.trigger = trigger_of(self.config.daemon, controls.request_cycle)
+                post = self.trigger.answer if self.trigger else None
+                server = serve(self.config.daemon.metrics_address, self.metrics, self.health, post)
             self.notify.status("first cycle")
             watchdog.start()
             threading.Thread(
@@ -170,6 +175,9 @@ class Daemon:
             if controls.take_reload():
                 self._reload()
             forced = controls.take_cycle()
+            for client in self.trigger.take() if self.trigger else ():
+                audit.event(OTHER_ACTIVITY, "Trigger", f"POST /trigger from {client}: a "
+                            "cycle now", audit.correlation, client=client)  # fmt: skip
             changed = source.changed(self.config)
             if not (forced or changed) and self._targeted_due():
                 self._targeted(source, audit)
@@ -180,7 +188,8 @@ class Daemon:
                 # and /metrics with it, for seconds.
                 with gc_relaxed():
                     self._cycle(source, audit)
-            self._notify(audit)
+            contracts = self.basis.source.contracts if self.basis else None
+            self.schedule.notice = self.notices.step(audit, contracts, self.basis)
             self._ready_if_due()
             sleep = self.schedule.sleep_seconds(time.time())
             sleep = min(sleep, source.settles_in or sleep)
@@ -275,15 +284,6 @@ class Daemon:
         )
         self.notices.events(cycle, run.reports, appeared, cycle.at)
         return run
-
-    def _notify(self, audit: AuditWriter) -> None:
-        """Submit the notices due (``syncd.notify``; delivered by a thread of their own)
-        and record those delivered since; wake for the next one."""
-        self.notices.drain(audit, audit.correlation)
-        self.schedule.notice = None  # nothing to plan from: no moment to wake for
-        if self.basis is not None:
-            self.notices.tick(self.basis.source.contracts, datetime.now(UTC), self.basis)
-            self.schedule.notice = self.notices.next_wake
 
     def _targeted_due(self) -> bool:
         """Only a boundary is due and a targeted cycle can serve it: switched on, the

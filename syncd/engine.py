@@ -40,7 +40,7 @@ from syncd.core.model import (
 from syncd.core.plan import Wait, absences, plan_with_waits
 from syncd.core.policy import TargetPolicy
 from syncd.errors import SyncdError, TargetError
-from syncd.sources import file as file_source
+from syncd.sources.registry import Readers, named, read_all
 from syncd.targets.ad import AdDirectory
 from syncd.targets.base import Target, observation
 from syncd.targets.ldap import LdapDirectory
@@ -95,14 +95,19 @@ class CycleRun:
     attestations: list[Attestation]
 
 
-def read_source(config: Config) -> SourceRead:
-    """Read and validate the source; ``SourceError`` when it is unusable as a whole."""
-    return validated(config, file_source.read(config.source))
+def read_source(config: Config, readers: Readers | None = None) -> SourceRead:
+    """Read and validate the sources; ``SourceError`` when one is unusable as a whole."""
+    read = read_all(config.all_sources, readers)
+    return validated(config, read.records, read.clashes)
 
 
-def validated(config: Config, records: list[RawRecord]) -> SourceRead:
-    """Records (read now, or from the daemon's snapshot) validated under the policy."""
+def validated(
+    config: Config, records: list[RawRecord], clashes: Mapping[str, tuple[str, ...]] | None = None
+) -> SourceRead:
+    """Records (read now, or from the daemon's snapshot) validated under the policy;
+    ``clashes``: the contract ids several sources hold."""
     contracts, invalid = validate(records, config.core_policy())
+    named(invalid, clashes or {})
     return SourceRead(records, contracts, invalid)
 
 

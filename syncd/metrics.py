@@ -4,7 +4,8 @@ Called by ``syncd.daemon``: it records each finished cycle with ``Metrics.record
 (the cycle, its results and its attestations, ``syncd.core.attest``; ``cycle_failed``
 when none could run), each source read with ``source_read``, and sets the health state
 as things happen. One small threaded HTTP server (``serve``) serves ``/metrics`` (the
-Prometheus text format) and ``/healthz`` (200 or 503 with a JSON reason). Metric names
+Prometheus text format) and ``/healthz`` (200 or 503 with a JSON reason), and
+hands a POST to ``post`` (``syncd.trigger``) when given one. Metric names
 and labels are referenced by ``config/alerts.yaml`` and listed in
 ``docs/operations.md``; renaming one is a breaking change.
 
@@ -45,6 +46,9 @@ from syncd.core.model import (
 )
 from syncd.core.policy import Policy
 
+MAX_POST_BODY = 64 << 10  # a POST body is read (and ignored) up to this size
+# answers a POST: (path, headers, client address) -> status, JSON body, extra headers
+Post = Callable[[str, Mapping[str, str], str], tuple[int, dict[str, Any], dict[str, str]]]
 LAG_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900)
 PEOPLE_BUCKETS = (1, 10, 100, 1000, 10_000, 100_000)
 
@@ -342,11 +346,27 @@ class Health:
             return (200 if status == "ok" else 503), body
 
 
-def serve(address: str, metrics: Metrics, health: Health) -> ThreadingHTTPServer:
-    """Start the endpoint on ``host:port`` in a daemon thread."""
+def serve(
+    address: str, metrics: Metrics, health: Health, post: Post | None = None
+) -> ThreadingHTTPServer:
+    """Start the endpoint on ``host:port`` in a daemon thread. ``post``: what answers a
+    POST (``syncd.trigger``); None: every POST is 405."""
     host, _, port = address.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if 0 < length <= MAX_POST_BODY:
+                self.rfile.read(length)  # ignored
+            else:
+                self.close_connection = True
+            if post is None:
+                self._send(405, b"method not allowed\n", "text/plain")
+                return
+            auth = {"Authorization": self.headers.get("Authorization", "")}
+            code, body, headers = post(self.path, auth, self.client_address[0])
+            self._send(code, json.dumps(body).encode(), "application/json", headers)
+
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
@@ -356,8 +376,12 @@ def serve(address: str, metrics: Metrics, health: Health) -> ThreadingHTTPServer
             else:
                 self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
 
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
+        def _send(
+            self, code: int, body: bytes, content_type: str, more: Mapping[str, str] | None = None
+        ) -> None:
             self.send_response(code)
+            for name, value in (more or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

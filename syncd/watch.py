@@ -19,8 +19,9 @@ as a snapshot in the state directory (``syncd.state``); when the source cannot b
 or its valid contracts drop by more than ``safety.max_source_drop``, the contracts come
 from that snapshot instead and the reading says why (``degraded``): the daemon then
 plans in ``expiries_only`` mode, so dated expiries happen on time while grants and
-orphan handling wait. It also notices, with a cheap ``stat``, that a file source changed,
-and reads a file only once it has been still (size and times unchanged) for
+orphan handling wait. It also notices that a source changed: a single file source with a
+cheap ``stat``, any other at its ``source.poll`` (``syncd.sources.polls``). A single
+file is read only once it has been still (size and times unchanged) for
 ``daemon.source_debounce``, and again when it changed while being read: a file rewritten
 in place is never read half-written unless its writer pauses for longer than that.
 """
@@ -36,9 +37,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from syncd.config import Config
+from syncd.config import Config, FileSource
 from syncd.engine import SourceRead, read_source, validated
 from syncd.errors import SourceError
+from syncd.sources.polls import Polls
+from syncd.sources.registry import Readers
 from syncd.state import SNAPSHOT, Snapshot, StateDir
 
 log = logging.getLogger(__name__)
@@ -144,6 +147,8 @@ class SourceWatch:
     def __init__(self, state: StateDir, wait: Callable[[float], bool] = _sleep) -> None:
         self.state = state
         self.wait = wait
+        self.readers = Readers()  # kept between reads: what each source last looked like
+        self.polls = Polls(self.readers)
         self._seen: Stat | None = None  # at the last read
         self._watched: tuple[Stat, float] | None = None  # a stat, first seen at (monotonic)
         self.settles_in: float | None = None  # seconds until a change seen is still enough
@@ -151,10 +156,15 @@ class SourceWatch:
         self._snapshot: tuple[Stat | None, int | None, Stat | None] = (None, None, None)
 
     def changed(self, config: Config) -> bool:
-        """The file changed since the last read (a cheap ``stat``) and has been still
-        for ``daemon.source_debounce`` since; ``settles_in`` says when it will be."""
+        """A single file source: it changed since the last read (a cheap ``stat``) and
+        has been still for ``daemon.source_debounce`` since; ``settles_in`` says when it
+        will be. Other sources: one whose ``source.poll`` has come changed since it was
+        last read (``syncd.sources.polls``)."""
         self.settles_in = None
-        stat = _stat(config.source.path)
+        path = _file(config)
+        if path is None:
+            return self.polls.changed(config.all_sources)
+        stat = _stat(path)
         if stat is None or self._seen is None or stat == self._seen:
             return False
         left = config.daemon.source_debounce.total_seconds() - self._still(stat)
@@ -178,34 +188,42 @@ class SourceWatch:
         when it cannot be read). ``SourceError`` when it keeps changing, ``Stopping``."""
         debounce = config.daemon.source_debounce.total_seconds()
         deadline = time.monotonic() + SETTLE_FOR * debounce
-        while True:
-            stat = _stat(config.source.path)
+        path = _file(config)
+        while path is not None:
+            stat = _stat(path)
             left = debounce - self._still(stat) if stat is not None else 0.0
             if left <= 0:
                 return stat
             if time.monotonic() + left > deadline:
                 raise SourceError(
-                    f"{config.source.path} kept changing for {SETTLE_FOR * debounce:.0f} s; "
+                    f"{path} kept changing for {SETTLE_FOR * debounce:.0f} s; "
                     "write the new contracts to another name and rename it into place"
                 )
             if not self.wait(left):
                 raise Stopping
+        return None
 
     def _read_still(self, config: Config) -> SourceRead:
         """Read the file once it is still; read it again when it changed meanwhile."""
+        path = _file(config)
+        if path is None:
+            self.readers.retain(config.all_sources)
+            read = read_source(config, self.readers)
+            self.polls.read(config.all_sources)
+            return read
         for _ in range(READS):
             before = self._settled(config)
             try:
                 source: SourceRead | None = read_source(config)
             except SourceError:
-                if _stat(config.source.path) == before:
+                if _stat(path) == before:
                     raise  # broken as it stands, not cut by a write
                 source = None
-            self._seen = _stat(config.source.path)
+            self._seen = _stat(path)
             if source is not None and self._seen == before:
                 return source
-            log.warning("%s changed while it was read; reading it again", config.source.path)
-        raise SourceError(f"{config.source.path} changed under each of {READS} reads")
+            log.warning("%s changed while it was read; reading it again", path)
+        raise SourceError(f"{path} changed under each of {READS} reads")
 
     def read(self, config: Config, now: datetime) -> Reading:
         """Read the source; accept it (and snapshot it, as of ``now``) or fall back.
@@ -215,7 +233,7 @@ class SourceWatch:
         try:
             source = self._read_still(config)
         except SourceError as exc:
-            self._seen = _stat(config.source.path)
+            self._seen = _stat(_file(config))
             return _fallback(config, self.state.load_snapshot(), f"source unreadable: {exc}")
         valid = len(source.contracts)
         before = self._baseline()
@@ -263,7 +281,17 @@ def _fallback(config: Config, snapshot: Snapshot | None, why: str) -> Reading:
     return Reading(validated(config, snapshot.records), why)
 
 
-def _stat(path: Path) -> Stat | None:
+def _file(config: Config) -> Path | None:
+    """The file of a file source (watched by its size and times), else None."""
+    sources = config.all_sources
+    if len(sources) == 1 and isinstance(sources[0], FileSource):
+        return sources[0].path
+    return None
+
+
+def _stat(path: Path | None) -> Stat | None:
+    if path is None:
+        return None
     try:
         info = os.stat(path)
     except OSError:

@@ -7,7 +7,8 @@ import LdapTarget``); the modules are:
 - ``loading``: ``load_config`` and ``config_path``: YAML with line numbers, relative
   paths, inline secrets refused, every problem located.
 - ``model``: the root ``Config``, its cross-section checks and the policy it derives.
-- ``sections``: source, policy, safety, daemon and audit.
+- ``sources``: the source (file, http, sql) and its field mapping.
+- ``sections``: policy, safety, daemon and audit.
 - ``directory``: what ``ldap`` and ``ad`` share, one vocabulary for both.
 - ``ldap``, ``ad``, ``scim``: one module per target kind, each with its own checks.
 - ``common``: the base model, value types, secrets and DN helpers they share.
@@ -46,10 +47,18 @@ from syncd.config.scim import (
 from syncd.config.sections import (
     AuditConfig,
     DaemonConfig,
-    FileSource,
     PolicyConfig,
     SafetyConfig,
     UsernamePolicy,
+)
+from syncd.config.sources import (
+    FileSource,
+    HttpSource,
+    Paging,
+    RolesFrom,
+    SourceBase,
+    SourceConfig,
+    SqlSource,
 )
 
 __all__ = [
@@ -69,15 +78,21 @@ __all__ = [
     "DisableConfig",
     "Duration",
     "FileSource",
+    "HttpSource",
     "LdapTarget",
     "LimitField",
     "Model",
+    "Paging",
     "PolicyConfig",
     "Problem",
+    "RolesFrom",
     "SafetyConfig",
     "ScimTarget",
     "SecretRef",
     "Size",
+    "SourceBase",
+    "SourceConfig",
+    "SqlSource",
     "TargetConfig",
     "UsernamePolicy",
     "config_path",

@@ -65,7 +65,8 @@ def _tagged(annotation: Any) -> dict[str, type[Model]]:
     """The models of a tagged union by their ``type:`` value (empty if it is none)."""
     if get_origin(annotation) not in (Union, types.UnionType):
         return {}
-    models = [arg for arg in get_args(annotation) if _is_model(arg)]
+    args = [get_args(a)[0] if get_origin(a) is Annotated else a for a in get_args(annotation)]
+    models = [arg for arg in args if _is_model(arg)]
     return {kind: model for model in models if (kind := kind_of(model)) is not None}
 
 
@@ -135,8 +136,8 @@ def _models(annotation: Any, prefix: str) -> Iterator[tuple[str, type[Model]]]:
         return
     for model in _tagged(annotation).values():
         yield prefix, model
-    if get_origin(annotation) is dict:
-        yield from _models(get_args(annotation)[1], f"{prefix}.{NAME}")
+    if get_origin(annotation) in (dict, list):
+        yield from _models(get_args(annotation)[-1], f"{prefix}.{NAME}")
 
 
 @cache

@@ -208,12 +208,23 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     ``hmac_key_file``), looked up in ``$CREDENTIALS_DIRECTORY`` when systemd set it
     (``LoadCredential=``)."""
     credentials = Path(os.environ.get("CREDENTIALS_DIRECTORY") or base)
+
+    def source(section: Any) -> Any:
+        section = _rel(_rel(section, "path", base), "ca_file", base)
+        for secret in (*_SECRETS, "url"):
+            section = _rel(section, f"{secret}_file", credentials)
+        return section
+
     out = dict(data)
-    for section in ("source", "audit"):
-        if section in out:
-            out[section] = _rel(out[section], "path", base)
+    if "source" in out:
+        out["source"] = source(out["source"])
+    if isinstance(out.get("sources"), list):
+        out["sources"] = [source(each) for each in out["sources"]]
+    if "audit" in out:
+        out["audit"] = _rel(out["audit"], "path", base)
     if "daemon" in out:
         out["daemon"] = _rel(out["daemon"], "state_dir", base)
+        out["daemon"] = _rel(out["daemon"], "trigger_token_file", credentials)
     if "audit" in out:
         out["audit"] = _rel(out["audit"], "hmac_key_file", credentials)
     if isinstance(out.get("notify"), dict):

@@ -20,7 +20,8 @@ from syncd.config.common import Model, Problem
 from syncd.config.ldap import LdapTarget
 from syncd.config.notify import NotifyConfig
 from syncd.config.scim import ScimTarget
-from syncd.config.sections import AuditConfig, DaemonConfig, FileSource, PolicyConfig, SafetyConfig
+from syncd.config.sections import AuditConfig, DaemonConfig, PolicyConfig, SafetyConfig
+from syncd.config.sources import SourceBase, SourceConfig
 from syncd.core.policy import Policy, Safety, TargetPolicy
 
 TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator="type")]
@@ -29,9 +30,17 @@ TargetConfig = Annotated[LdapTarget | AdTarget | ScimTarget, Field(discriminator
 class Config(Model):
     """The whole configuration file."""
 
-    source: FileSource = Field(
-        description="Where contracts come from.",
+    source: SourceConfig | None = Field(
+        default=None,
+        description="Where contracts come from: a file, an HTTP API or a SQL query. Give this "
+        "or sources:.",
         examples=[{"type": "file", "path": "contracts.yaml"}],
+    )
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description="Several sources at once, each with its own name:, instead of source:. "
+        "Contract ids must be unique across them; when any one fails, the whole read fails.",
+        examples=[[{"name": "vms", "type": "http", "url": "https://vms.example.com/api/v2"}]],
     )
     policy: PolicyConfig = Field(default=PolicyConfig(), description="How contracts become access.")
     safety: SafetyConfig = Field(
@@ -124,7 +133,38 @@ class Config(Model):
         """What the schema alone cannot check, located from the document root: the roles,
         then the audit trail, then each target."""
         problems = section_problems(self.roles, self.audit, self.targets, list(self.targets))
-        return [*problems, *(p.within("notify") for p in self.notify.problems())]
+        daemon = [p.within("daemon") for p in self.daemon.problems()]
+        notify = [p.within("notify") for p in self.notify.problems()]
+        return [*self._source_problems(), *problems, *daemon, *notify]
+
+    @property
+    def all_sources(self) -> list[SourceBase]:
+        """The sources to read, in order: ``source``, or the entries of ``sources``."""
+        return [self.source] if self.source is not None else list(self.sources)
+
+    def _source_problems(self) -> list[Problem]:
+        if (self.source is None) == (not self.sources):
+            return [
+                Problem(
+                    ("source",) if self.source is None else ("sources",),
+                    "give either source: (one) or sources: (several)",
+                    "keep one of them" if self.source else "add source: {type: file, path: ...}",
+                )
+            ]
+        if self.source is not None:
+            return [p.within("source") for p in self.source.problems()]
+        out: list[Problem] = []
+        seen: set[str] = set()
+        for index, source in enumerate(self.sources):
+            if not source.name:
+                out.append(Problem(("sources", index), "no name:", "give each source a name:"))
+            elif source.name in seen:
+                out.append(
+                    Problem(("sources", index, "name"), f"{source.name!r} again", "rename it")
+                )
+            seen.add(source.name or "")
+            out += [p.within("sources", index) for p in source.problems()]
+        return out
 
 
 def section_problems(

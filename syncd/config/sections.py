@@ -1,7 +1,7 @@
-"""The config file's sections other than targets: source, policy, safety, daemon, audit.
+"""The config file's sections other than targets and sources: policy, safety, daemon, audit.
 
 Composed by ``syncd.config.model.Config``. Their values reach the rest of syncd directly
-(``FileSource`` for the file source, ``AuditConfig`` for the audit writer,
+(``AuditConfig`` for the audit writer,
 ``DaemonConfig`` for ``syncd run``) or through ``Config.core_policy()``.
 """
 
@@ -15,40 +15,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from syncd.config.common import Duration, LimitField, Model, Problem, Size
+from syncd.config.common import (
+    Duration,
+    LimitField,
+    Model,
+    Problem,
+    Size,
+    read_secret,
+    secret_problem,
+)
 from syncd.core.contracts import TEXT_FIELDS
 from syncd.core.policy import Limit
-
-
-class FileSource(Model):
-    """Contracts from a local YAML, JSON or CSV file, re-read on every cycle."""
-
-    type: Literal["file"] = Field(
-        default="file", description="The kind of source; file is the only one in this release."
-    )
-    path: Path = Field(
-        description="The contracts file: .yaml/.yml or .json holding a contracts: list, or "
-        ".csv with a header row. A relative path is relative to the config file's folder."
-    )
-    format: Literal["auto", "yaml", "json", "csv"] = Field(
-        default="auto", description="How to parse path; auto decides by the file extension."
-    )
-    fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="Canonical field name -> the source's own name for it (e.g. email: mail), "
-        "for sources whose columns are named differently. Empty: the canonical names are used.",
-    )
-    csv_delimiter: str = Field(
-        default=",",
-        description="Field separator of a CSV source; roles inside one cell are separated by ;.",
-    )
-    max_bytes: Size = Field(
-        default=64 << 20,
-        gt=0,
-        description="Largest source file read (e.g. 64MiB); a larger one is a source error, "
-        "so a runaway export cannot exhaust memory. A cycle holds about 7 (YAML, JSON) to 15 "
-        "(CSV) times the file's size in memory.",
-    )
 
 
 class UsernamePolicy(Model):
@@ -217,6 +194,38 @@ class DaemonConfig(Model):
         "still run at every interval and source change. false: every wake-up is a full "
         "cycle.",
     )
+    trigger_token_file: Path | None = Field(
+        default=None,
+        description="File holding the bearer token that POST /trigger on metrics_address must "
+        "carry to run a cycle now (a webhook for an HR system's 'contract terminated'). "
+        "Unset: /trigger is off. Read at start. A relative path is looked up in "
+        "$CREDENTIALS_DIRECTORY when set.",
+    )
+    trigger_min_interval: Duration = Field(
+        default=timedelta(seconds=10),
+        description="POST /trigger requests closer together than this are answered 429 with "
+        "Retry-After; the cycle already requested covers them.",
+    )
+
+    def problems(self) -> list[Problem]:
+        """What the schema alone cannot check: /trigger has a listener and a token."""
+        file = self.trigger_token_file
+        if file is None:
+            return []
+        if not self.metrics_address:
+            return [
+                Problem(
+                    ("trigger_token_file",),
+                    "POST /trigger needs the listener, and metrics_address is off",
+                    "set metrics_address: 127.0.0.1:9464, or remove trigger_token_file",
+                )
+            ]
+        problem = secret_problem("trigger_token", file, None)
+        if problem is None and not read_secret(file, None):
+            problem = f"trigger_token_file {file} is empty"
+        if problem:
+            return [Problem(("trigger_token_file",), problem, "point it at the token's file")]
+        return []
 
 
 class AuditConfig(Model):

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic_core import ErrorDetails
 
-from syncd.config.fields import Place, field_at, kind_of, model_at, pattern, places
+from syncd.config.fields import Place, field_at, kind_of, kinds, model_at, pattern, places
 
 # What to do about pydantic's error types, for the ones with an obvious fix.
 _FIXES = {
@@ -129,6 +129,8 @@ def _example(loc: tuple[str | int, ...]) -> str:
     at = found[0]
     key, value = loc[at], examples[0]
     for part in loc[at + 1 :]:
+        if part in kinds() and isinstance(examples[0], dict) and "type" in examples[0]:
+            continue  # the kind a tagged union chose, not a key of the document
         if isinstance(value, dict) and value:
             key, value = part, next(iter(value.values()))
         elif isinstance(value, list) and value and isinstance(part, int):

@@ -116,6 +116,18 @@ class Notices:
 
     # planning (the loop's thread)
 
+    def step(
+        self, audit: AuditWriter, contracts: Sequence[Contract] | None, source: object
+    ) -> datetime | None:
+        """One pass of the daemon's loop: record the notices delivered since the last
+        pass, submit those due from ``contracts`` (the last accepted source; None: none
+        yet, nothing to plan from), and say when to wake for the next."""
+        self.drain(audit, audit.correlation)
+        if contracts is None:
+            return None
+        self.tick(contracts, datetime.now(UTC), source)
+        return self.next_wake
+
     def people(self, contracts: Sequence[Contract], now: datetime) -> dict[str, Person]:
         return resolve(contracts, self.config.core_policy(), now)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from syncd.config import FileSource
 from syncd.core.contracts import RawRecord
 from syncd.errors import SourceError
 from syncd.sources import formats
+from syncd.sources.mapping import Mapper
 
 _SUFFIXES = {".csv": "csv", ".json": "json"}  # anything else is read as YAML
 
@@ -49,7 +50,10 @@ def read(source: FileSource) -> list[RawRecord]:
         raise SourceError(f"{path}: {exc}") from exc
     except Exception as exc:  # hostile input makes each parser fail in its own ways
         raise SourceError(f"{path}: cannot parse contracts: {describe(exc)}") from exc
-    return [_mapped(r, source.fields) for r in records]
+    mapper = Mapper(source)
+    if mapper.plain:
+        return records
+    return [mapper(r.fields, r.origin) for r in records]
 
 
 def _content(path: Path, limit: int) -> bytes:
@@ -106,12 +110,3 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _mapped(record: RawRecord, fields: Mapping[str, str]) -> RawRecord:
-    """Rename the source's own column names onto canonical ones (``fields:``)."""
-    if not fields:
-        return record
-    renamed = {src: canon for canon, src in fields.items()}
-    out = {renamed.get(k, k): v for k, v in record.fields.items()}
-    return RawRecord(record.origin, out)

@@ -216,7 +216,7 @@ def test_an_invalid_target_is_not_also_missing_from_the_roles(tmp_path: Path) ->
             "source:\n", "daemon:\n  xyzzy: 1\nsource:\n",
             ["syncd.yaml:2 daemon.xyzzy: unknown key (fix: remove it; the keys here are: "
              "interval, state_dir, metrics_address, ready_timeout, backoff_max, "
-             "source_debounce, targeted_cycles)"],
+             "source_debounce, targeted_cycles, trigger_token_file, trigger_min_interval)"],
             id="nothing-alike",
         ),
     ],

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -46,7 +46,7 @@ from syncd import pulse
 from syncd.config import ScimTarget
 from syncd.core.model import Action
 from syncd.errors import PermanentError, TemporaryError
-from syncd.targets.scim.auth import BearerToken, ClientCredentials
+from syncd.httpauth import BearerToken, ClientCredentials, Grant
 from syncd.targets.scim.mapping import any_of_filters
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,11 @@ class ScimSession:
         self.config = config
         self.name = name
         verify = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        grant = Grant(config.token_url or "", config.client_id or "", config.read_client_secret)
         self.auth: BearerToken | ClientCredentials = (
-            ClientCredentials(name, config, verify)
+            ClientCredentials(
+                name, replace(grant, scope=config.scope, timeout=config.timeout), verify
+            )
             if config.token_url
             else BearerToken(config.read_token())
         )

@@ -1,9 +1,10 @@
-"""Credentials on every SCIM request: a fixed bearer token, or an OAuth2 client
-credentials grant (RFC 6749 §4.4).
+"""Credentials on every request to an HTTP API: a fixed bearer token, or an OAuth2
+client credentials grant (RFC 6749 §4.4).
 
-Used by ``syncd.targets.scim.session`` as the ``auth`` of its httpx2 client. Tokens and
-client secrets are read from files or environment variables (``syncd.config``) and
-never appear in messages. A fetched token is cached until shortly before it expires
+Used as the ``auth`` of an httpx2 client by the SCIM target (``syncd.targets.scim``) and
+the HTTP source (``syncd.sources.http``): one token code for both. Tokens and client
+secrets are read from files or environment variables (``syncd.config``) and never
+appear in messages. A fetched token is cached until shortly before it expires
 and fetched again once when the service provider answers 401 (revoked early).
 """
 
@@ -12,12 +13,23 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 
 import httpx2
 
-from syncd.config import ScimTarget
 from syncd.errors import PermanentError, TemporaryError
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Where and as whom to fetch tokens: the ``token_url`` settings of a config section."""
+
+    token_url: str
+    client_id: str
+    secret: Callable[[], str]  # reads the client secret when a token is fetched
+    scope: str | None = None
+    timeout: float = 30.0
 
 
 class BearerToken(httpx2.Auth):
@@ -37,10 +49,10 @@ class ClientCredentials(httpx2.Auth):
     """Tokens from ``token_url`` for ``client_id`` and its secret (HTTP Basic, the
     client authentication every authorization server must accept, RFC 6749 §2.3.1)."""
 
-    def __init__(self, name: str, config: ScimTarget, verify: ssl.SSLContext) -> None:
+    def __init__(self, name: str, grant: Grant, verify: ssl.SSLContext) -> None:
         self.name = name
-        self.config = config
-        self._http = httpx2.Client(verify=verify, timeout=config.timeout)
+        self.grant = grant
+        self._http = httpx2.Client(verify=verify, timeout=grant.timeout)
         self._lock = threading.Lock()
         self._token = ""
         self._expires = 0.0  # time.monotonic() after which the token is not used
@@ -66,15 +78,15 @@ class ClientCredentials(httpx2.Auth):
             return self._token
 
     def _fetch(self) -> tuple[str, float]:
-        cfg = self.config
+        grant = self.grant
         form = {"grant_type": "client_credentials"}
-        if cfg.scope:
-            form["scope"] = cfg.scope
+        if grant.scope:
+            form["scope"] = grant.scope
         try:
             response = self._http.post(
-                cfg.token_url or "",
+                grant.token_url,
                 data=form,
-                auth=(cfg.client_id or "", cfg.read_client_secret()),
+                auth=(grant.client_id, grant.secret()),
                 headers={"Accept": "application/json"},
             )
         except httpx2.RequestError as exc:
