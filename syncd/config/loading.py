@@ -225,6 +225,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         out["daemon"] = rel(out["daemon"], "state_dir", base)
     if "audit" in out:
         out["audit"] = rel(out["audit"], "hmac_key_file", credentials)
+    if "ha" in out:
+        out["ha"] = rel(out["ha"], "ca_file", base)
+        for key in ("cert_file", "key_file", "password_file"):
+            out["ha"] = rel(out["ha"], key, credentials)
     if isinstance(out.get("targets"), dict):
         targets = {}
         for name, target in out["targets"].items():

@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from syncd.config.ad import AdTarget
 from syncd.config.common import Model, Problem
+from syncd.config.ha import HaConfig
 from syncd.config.ldap import LdapTarget
 from syncd.config.scim import ScimTarget
 from syncd.config.sections import AuditConfig, DaemonConfig, FileSource, PolicyConfig, SafetyConfig
@@ -60,6 +61,11 @@ class Config(Model):
     _notes: tuple[str, ...] = PrivateAttr(default=())
     audit: AuditConfig = Field(default=AuditConfig(), description="The audit trail.")
     daemon: DaemonConfig = Field(default=DaemonConfig(), description="syncd run.")
+    ha: HaConfig | None = Field(
+        default=None,
+        description="Run syncd run on several hosts with one writer, elected on etcd. "
+        "Unset: a single host, writing whenever it runs.",
+    )
 
     def core_policy(self) -> Policy:
         """The policy the pure core plans with."""
@@ -117,7 +123,9 @@ class Config(Model):
     def problems(self) -> list[Problem]:
         """What the schema alone cannot check, located from the document root: the roles,
         then the audit trail, then each target."""
-        return section_problems(self.roles, self.audit, self.targets, list(self.targets))
+        own = section_problems(self.roles, self.audit, self.targets, list(self.targets))
+        ha = [problem.within("ha") for problem in (self.ha.problems() if self.ha else [])]
+        return [*own, *ha]
 
 
 def section_problems(
