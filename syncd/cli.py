@@ -308,4 +308,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "attest": commands.attest,
     "audit-verify": _verify,
     "config-schema": commands.schema,
+    "ha-status": commands.ha_status,
+    "ha-step-down": commands.ha_step_down,
 }

@@ -14,7 +14,9 @@ then (a burst: its vanguard first), planned from the last full cycle's contracts
 Contracts come from the fail-safe source (``syncd.watch.SourceWatch``). After each
 cycle it attests every target it observed (one record per target), records metrics,
 sets the health state and tells systemd how things stand. One instance per state
-directory (``syncd.state``).
+directory (``syncd.state``). With ``ha:``, only the host holding the leader lease
+runs cycles, and no request reaches a target unless the lease is known to be held
+(``syncd.ha``); the others follow.
 
 The loop and its connections beat a ``syncd.pulse.Pulse``; a thread of its own sends
 ``WATCHDOG=1`` while that pulse is alive, so a slow or frozen target never starves the
@@ -45,6 +47,7 @@ from syncd.core.attest import Attestation
 from syncd.core.desired import next_boundary
 from syncd.engine import CyclePlan, CycleRun, close_all, gc_relaxed, plan_cycle, run_cycle
 from syncd.errors import ConfigError, SyncdError
+from syncd.ha.role import Role
 from syncd.metrics import CycleResult, Health, Metrics, serve
 from syncd.pulse import STOP_GRACE, Pulse
 from syncd.sdnotify import Notifier, Watchdog
@@ -85,6 +88,7 @@ class Daemon:
         self.basis: Basis | None = None  # what targeted cycles plan from (``syncd.targeted``)
         self.standing: StandingConflicts | None = None  # kept in the state directory
         self.pulse = Pulse()
+        self.ha: Role | None = None  # with ``ha:``: this host's role (``syncd.ha``)
         self._controls = Controls()
         self._ready = threading.Event()
         self._started = time.monotonic()
@@ -98,6 +102,9 @@ class Daemon:
         self._started = time.monotonic()
         self.pulse = Pulse(controls.stop)
         self.health.retrying = self.pulse.troubles
+        if self.config.ha is not None:  # read at start only: a reload keeps it
+            self.ha = Role(self.config.ha, self.metrics, self.health, self.pulse)
+            self.ha.start()
         state = StateDir(self.config.daemon.state_dir)
         self.standing = StandingConflicts(state)
         server = None
@@ -124,12 +131,16 @@ class Daemon:
                     config=str(self.config_path),
                 )
                 self._loop(SourceWatch(state, self.pulse.wait), audit)
+                if self.ha is not None:  # a clean stop hands over at once
+                    self.ha.close(audit)
                 watchdog.close()  # no WATCHDOG=1 after STOPPING=1
                 self.notify.stopping()
                 audit.event(STOP, "Stop", "daemon stopped", audit.correlation)
         finally:
             ended.set()
             watchdog.close()
+            if self.ha is not None:
+                self.ha.close()
             close_all(self.targets)
             self.targets = {}
             if server is not None:
@@ -141,7 +152,7 @@ class Daemon:
     def stopping(self) -> bool:
         """Asked between batches of writes: also a beat of the loop's pulse."""
         self.pulse.beat()
-        return self._controls.stop.is_set()
+        return self._controls.stop.is_set() or (self.ha is not None and not self.ha.gate())
 
     def _break_off_late(self, ended: threading.Event) -> None:
         """Break off the requests still in flight ``STOP_GRACE`` seconds after a stop
@@ -161,6 +172,8 @@ class Daemon:
             self.pulse.beat()
             if controls.take_reload():
                 self._reload()
+            if self.ha is not None and not self._leads(source, audit):
+                continue
             forced = controls.take_cycle()
             changed = source.changed(self.config)
             if not (forced or changed) and self._targeted_due():
@@ -179,11 +192,27 @@ class Daemon:
             controls.wake.wait(sleep)
             controls.wake.clear()
 
+    def _leads(self, source: SourceWatch, audit: AuditWriter) -> bool:
+        """With ``ha:``: whether this host leads now; a follower waits a poll here. A new
+        leader's next cycle is a full one: it settles open intents, as after a crash."""
+        assert self.ha is not None
+        leading, began = self.ha.check(audit)
+        if began:
+            self.basis, self.schedule.next_poll = None, 0.0
+        if not leading:
+            self.ha.follow(self.config, source)
+            self._ready_if_due()
+            self.pulse.beat(allow=self.ha.poll)
+            self._controls.wake.wait(self.ha.poll)
+            self._controls.wake.clear()
+        return leading
+
     def _ready_if_due(self) -> None:
         if self._ready.is_set():
             return
         waited = time.monotonic() - self._started
-        if self.health.status == "ok" or waited >= self.config.daemon.ready_timeout.total_seconds():
+        up = self.health.status in ("ok", "standby")  # a follower is up
+        if up or waited >= self.config.daemon.ready_timeout.total_seconds():
             status = f"{self.health.status}: {self.health.reason or 'running'}"
             self.notify.ready(self.last_status or status)
             self._ready.set()

@@ -303,7 +303,8 @@ class Metrics:
 
 @dataclass
 class Health:
-    """What ``/healthz`` reports; updated by the daemon, read by the HTTP thread."""
+    """What ``/healthz`` reports; updated by the daemon, read by the HTTP thread.
+    ``standby`` (a follower under ``ha:``) answers 200, as ``ok`` does."""
 
     status: str = "starting"
     reason: str = "no cycle has finished yet"
@@ -313,6 +314,8 @@ class Health:
     # what the running cycle is retrying right now (``syncd.pulse.Pulse.troubles``): a
     # cycle stuck on a target shows as failing before it ends
     retrying: Callable[[], list[str]] | None = None
+    # with ha: this host's role and the leader, shown whatever the status (``syncd.ha``)
+    role: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def set(self, status: str, reason: str = "", **details: Any) -> None:
@@ -332,7 +335,8 @@ class Health:
                 body["retrying"] = retrying
             if self.warnings:
                 body["warnings"] = list(self.warnings)
-            return (200 if status == "ok" else 503), body
+            body.update(self.role)
+            return (200 if status in ("ok", "standby") else 503), body
 
 
 def serve(address: str, metrics: Metrics, health: Health) -> ThreadingHTTPServer:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import load_config
+from syncd.config import Config, load_config
 from syncd.errors import ConfigError
 from tests.unit.test_config import MINIMAL, write
 
@@ -19,7 +19,7 @@ def _no_credentials_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
 
 
-def _load(tmp_path: Path, ha: str) -> object:
+def _load(tmp_path: Path, ha: str) -> Config:
     secret = tmp_path / "bind-password"
     secret.write_text("x")
     return load_config(write(tmp_path, MINIMAL + ha, secret))
@@ -27,7 +27,7 @@ def _load(tmp_path: Path, ha: str) -> object:
 
 def test_without_an_ha_section_there_is_none(tmp_path: Path) -> None:
     config = _load(tmp_path, "")
-    assert getattr(config, "ha") is None
+    assert config.ha is None
 
 
 def test_defaults_and_relative_files(tmp_path: Path) -> None:
@@ -37,7 +37,8 @@ def test_defaults_and_relative_files(tmp_path: Path) -> None:
         tmp_path,
         "ha:\n  ca_file: etcd-ca.pem\n  user: syncd\n  password_file: etcd-password\n",
     )
-    ha = getattr(config, "ha")
+    ha = config.ha
+    assert ha is not None
     assert ha.endpoints == ["https://127.0.0.1:2379"]
     assert ha.lease_ttl == timedelta(seconds=10)
     assert ha.margin == timedelta(seconds=2)
