@@ -73,7 +73,8 @@ def test_a_leader_that_cannot_renew_closes_its_gate_before_the_lease_expires(
     # the key still stands: the lease outlives the gate by the margin at least
     etcd = Etcd(config)
     held, _ = etcd.get(config.leader_key)
-    assert held is not None and time.monotonic() - granted < TTL
+    assert held is not None
+    assert time.monotonic() - granted < TTL
     wait_until(lambda: etcd.get(config.leader_key)[0] is None, TTL + 2)
     leader.round()  # the renewal finds the lease gone: a loss, recorded
     assert [c.acquired for c in leader.take_changes()] == [True, False]
@@ -106,7 +107,8 @@ def test_a_step_down_hands_over_and_the_old_leader_rests(
     second = elections("b")
     before, after = step_down(ha_config("cli"), wait=TTL * 2)
     assert (before, after) == ("a", "b")
-    assert second.may_write() and not first.may_write()
+    assert second.may_write()
+    assert not first.may_write()
     assert [c.acquired for c in first.take_changes()] == [True, False]
 
 
