@@ -25,7 +25,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from syncd.audit import AuditWriter
 from syncd.audit.records import OTHER_ACTIVITY
@@ -41,6 +41,40 @@ log = logging.getLogger(__name__)
 ACQUIRED, LOST = "Leadership Acquired", "Leadership Lost"
 
 
+def record_change(audit: AuditWriter, config: HaConfig, change: Change) -> None:
+    """A leadership change as an Event Log record (class 1008, activity 99 Other) in
+    this host's trail, made durable at once."""
+    name = ACQUIRED if change.acquired else LOST
+    audit.event(
+        OTHER_ACTIVITY,
+        name,
+        f"{name.lower()} by {config.member}: {change.reason}",
+        audit.correlation,
+        member=config.member,
+        lease_id=f"{change.lease:x}",
+        etcd_revision=change.revision,
+        leader_key=config.leader_key,
+    )
+    audit.sync()
+
+
+class HaMetrics:
+    """What ``ha:`` adds to ``/metrics`` (``docs/operations.md``, ``config/alerts.yaml``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.leader = Gauge(
+            "syncd_leader",
+            "1 while this host holds the leader lease and may write, 0 while it follows",
+            registry=registry,
+        )
+        self.changes = Counter(
+            "syncd_leadership_changes",
+            "Leadership acquired and lost by this host",
+            ["change"],
+            registry=registry,
+        )
+
+
 class Role:
     """This host's role under ``ha:``, kept by its ``Election``."""
 
@@ -49,17 +83,8 @@ class Role:
         self.election = Election(config, quiet=pulse.quiet)
         self.health = health
         pulse.fence = self.election.may_write
-        self.leader = Gauge(
-            "syncd_leader",
-            "1 while this host holds the leader lease and may write, 0 while it follows",
-            registry=metrics.registry,
-        )
-        self.changes = Counter(
-            "syncd_leadership_changes",
-            "Leadership acquired and lost by this host",
-            ["change"],
-            registry=metrics.registry,
-        )
+        self.metrics = HaMetrics(metrics.registry)
+        self._metrics = metrics
         self._next_read = 0.0  # a follower's next source read (monotonic)
         self._show(False)
 
@@ -91,7 +116,8 @@ class Role:
         if time.monotonic() >= self._next_read or source.changed(config):
             self._next_read = time.monotonic() + config.daemon.interval.total_seconds()
             try:
-                source.read(config, datetime.now(UTC))
+                reading = source.read(config, datetime.now(UTC))
+                self._metrics.source_read(ok=reading.source is not None and not reading.degraded)
             except Stopping:
                 return
             except SyncdError as exc:
@@ -109,22 +135,11 @@ class Role:
         return self.election.poll
 
     def _record(self, change: Change, audit: AuditWriter) -> None:
-        name = ACQUIRED if change.acquired else LOST
-        self.changes.labels("acquired" if change.acquired else "lost").inc()
-        audit.event(
-            OTHER_ACTIVITY,
-            name,
-            f"{name.lower()} by {self.config.member}: {change.reason}",
-            audit.correlation,
-            member=self.config.member,
-            lease_id=f"{change.lease:x}",
-            etcd_revision=change.revision,
-            leader_key=self.config.leader_key,
-        )
-        audit.sync()
+        self.metrics.changes.labels("acquired" if change.acquired else "lost").inc()
+        record_change(audit, self.config, change)
 
     def _show(self, leading: bool) -> None:
-        self.leader.set(1 if leading else 0)
+        self.metrics.leader.set(1 if leading else 0)
         self.health.role = {
             "role": "leader" if leading else "follower",
             "member": self.config.member,
