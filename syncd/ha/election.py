@@ -37,7 +37,7 @@ from syncd.ha.etcd import Etcd, EtcdError
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
-FOLLOWER_POLL = 0.5  # seconds between a follower's campaigns, at most
+FOLLOWER_POLL = 0.25  # seconds between a follower's campaigns, at most
 QUIET_WAIT = 0.05  # how often a leader stepping down looks for requests still in flight
 
 

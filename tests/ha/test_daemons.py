@@ -5,6 +5,9 @@ without the etcd quorum nobody writes, and revocation resumes when it returns.""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -12,8 +15,9 @@ from datetime import datetime
 
 import pytest
 
-from tests.labs.common import contract, day, moment
-from tests.labs.hosts import Host, leader_of, wait_for
+from syncd.cli import main
+from tests.labs.common import Result, contract, day, moment
+from tests.labs.hosts import Host, failover_trial, leader_of, wait_for
 from tests.labs.ldap import Lab, dn_of
 from tests.plugins.etcd import TTL
 from tests.servers.etcd import EtcdCluster
@@ -33,6 +37,14 @@ def hosts(lab: Lab, etcd_cluster: EtcdCluster) -> Iterator[Callable[[str], Host]
     yield make
     for host in made:
         host.close()
+
+
+def cli(host: Host, *args: str) -> Result:
+    """``syncd`` with the host's config, in-process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["-c", str(host.config_path), *args])
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def people(count: int, start: int = 0) -> list[dict[str, object]]:
@@ -75,9 +87,25 @@ def test_exactly_one_host_writes_and_both_answer_health(
     assert acquired[0]["unmapped"]["member"] == leader.name
     assert acquired[0]["unmapped"]["etcd_revision"] > 0
     assert acquired[0]["unmapped"]["lease_id"]
+    status = cli(leader, "ha", "status", "--json")
+    assert status.code == 0
+    assert json.loads(status.out)["leader"] == leader.name
+
+    handover = cli(leader, "ha", "step-down", "--wait", "10s")
+    assert (handover.code, handover.out.strip()) == (
+        0,
+        f"{leader.name} handed over to {follower.name}",
+    )
+    wait_for(lambda: follower.role() == "leader", 3, follower)
+    lab.contracts(*people(9))
+    wait_for(lambda: lab.entry(dn_of("per.son8")) is not None, 5, follower)
+    lost = [r for r in leader.audit() if r["activity_name"] == "Leadership Lost"]
+    assert "handed over" in lost[-1]["message"]
+    assert {r["user"]["name"] for r in follower.writes()} == {"per.son8"}
     assert follower.stop() == 0
     assert leader.stop() == 0
-    assert lab.syncd("audit", "verify", str(leader.audit_path)).code == 0
+    for host in (leader, follower):
+        assert lab.syncd("audit", "verify", str(host.audit_path)).code == 0
 
 
 def test_a_killed_leader_is_replaced_in_time_nothing_is_lost_its_intents_settle(
@@ -107,6 +135,11 @@ def test_a_killed_leader_is_replaced_in_time_nothing_is_lost_its_intents_settle(
     assert created_by_a
     assert created_by_b
     assert not created_by_a & created_by_b
+    # every change has its intent, in one trail or the other
+    intended = {
+        r["user"]["name"] for h in (a, b) for r in h.writes() if r["activity_name"] == "Create"
+    }
+    assert intended >= {f"per.son{i}" for i in range(300)}
     a.start()  # back as a follower; it settles its trail once it leads again
     wait_for(lambda: a.role() == "follower", 5, a)
     assert b.stop() == 0  # a clean stop hands over at once
@@ -161,3 +194,15 @@ def test_without_quorum_nobody_writes_and_revocation_resumes_when_it_returns(
     returned = time.monotonic()
     wait_for(lambda: locked(lab, "ana.lopez"), TTL + CYCLE + 5)
     print(f"revoked {time.monotonic() - returned:.2f} s after the quorum returned")
+
+
+def test_an_end_during_a_failover_is_revoked_within_the_ttl_and_a_second(
+    lab: Lab, hosts: Callable[[str], Host]
+) -> None:
+    lab.contracts(*people(1))
+    running = [hosts("a"), hosts("b")]
+    wait_for(lambda: lab.entry(dn_of("per.son0")) is not None, 10)
+    failover, lag = failover_trial(lab, running, 0, people(1))
+    print(f"failover {failover:.2f} s, revocation lag {lag:.2f} s")
+    assert 0 < lag <= TTL + 1
+    assert failover <= TTL + CYCLE

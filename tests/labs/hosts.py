@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -129,3 +130,53 @@ def leader_of(hosts: list[Host]) -> Host:
     leaders = [h for h in hosts if h.role() == "leader"]
     assert len(leaders) == 1, [(h.name, h.health()) for h in hosts]
     return leaders[0]
+
+
+def first_record_after(host: Host, since: float, match: Callable[[dict[str, Any]], bool]) -> float:
+    """Unix time of the first record of ``host`` after ``since`` that ``match`` accepts."""
+    for record in host.audit():
+        at = record["time"] / 1000
+        if at >= since and match(record):
+            return float(at)
+    raise AssertionError(f"no such record in {host.name}'s trail")
+
+
+def failover_trial(
+    lab: Any, hosts: list[Host], index: int, keep: list[dict[str, Any]], end_after: float = 1.0
+) -> tuple[float, float]:
+    """Kill the leader with ``kill -9`` while a contract's end is ``end_after`` seconds
+    ahead; (seconds from the kill to the new leader's first write, seconds from the end
+    to the account's disable). ``keep``: the other contracts of the source; the trial's
+    is added to it. The killed host is started again, as a follower."""
+    from tests.labs.common import contract, day
+    from tests.labs.ldap import dn_of
+
+    leader = leader_of(hosts)
+    others = [h for h in hosts if h is not leader]
+    uid = f"per.trial{index}"
+    trial = contract(f"T-{index}", "Per", f"Trial{index}", ["developer"], day(-1), day(9))
+    lab.contracts(*keep, trial)
+    wait_for(lambda: lab.entry(dn_of(uid)) is not None, 10, leader)
+    # the followers know the contract before it is cut short: their snapshot is warm
+    killed = time.time() + 2.0
+    end = datetime.fromtimestamp(killed + end_after, UTC)
+    keep.append({**trial, "end": end.isoformat()})
+    lab.contracts(*keep)
+    time.sleep(max(0.0, killed - time.time()))
+    leader.kill()
+    killed = time.time()
+    wait_for(lambda: "pwdaccountlockedtime" in (lab.entry(dn_of(uid)) or {}), 30)
+    new = next(h for h in others if h.role() == "leader")
+    first_write = first_record_after(new, killed, lambda r: r.get("status") == "Intent")
+    disabled = first_record_after(
+        new,
+        killed,
+        lambda r: (
+            r.get("activity_name") == "Disable"
+            and r.get("status") == "Success"
+            and r["user"]["name"] == uid
+        ),
+    )
+    leader.start()
+    wait_for(lambda: leader.role() == "follower", 10, leader)
+    return first_write - killed, disabled - end.timestamp()
