@@ -191,6 +191,13 @@ def _plan_code(cycle: CyclePlan) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     config = _config(args)
+    if config.ha is not None and not args.dry_run:  # one writer: the elected leader
+        print(
+            "error: the config has an ha: section, so only the elected leader writes: "
+            "let syncd run do it (syncd ha status names the leader), or use --dry-run",
+            file=sys.stderr,
+        )
+        return USAGE
     with Absences.open(config.daemon.state_dir, record=not args.dry_run) as absences:
         return _sync_recording(args, config, absences)
 

@@ -65,10 +65,11 @@ class Etcd:
     def __init__(self, config: HaConfig) -> None:
         self.config = config
         self._endpoints = [e.rstrip("/") for e in config.endpoints]
-        self._http = httpx2.Client(
-            verify=_tls(config),
-            timeout=config.timeout.total_seconds(),
-        )
+        try:
+            verify = _tls(config)
+        except (OSError, ssl.SSLError) as exc:
+            raise EtcdError(f"ha: the TLS files cannot be used: {exc}") from exc
+        self._http = httpx2.Client(verify=verify, timeout=config.timeout.total_seconds())
         self._token = ""
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.cli import main
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError
 from tests.unit.test_config import MINIMAL, write
@@ -64,3 +65,12 @@ def test_settings_that_cannot_work_are_refused(tmp_path: Path, ha: str, field: s
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, ha)
     assert f"ha.{field}" in str(caught.value)
+
+
+def test_sync_refuses_to_write_under_ha(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the elected leader writes: a one-shot sync would be a second writer."""
+    secret = tmp_path / "bind-password"
+    secret.write_text("x")
+    path = write(tmp_path, MINIMAL + "ha:\n  name: idm1\n", secret)
+    assert main(["-c", str(path), "sync"]) == 2
+    assert "only the elected leader writes" in capsys.readouterr().err
