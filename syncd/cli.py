@@ -32,7 +32,7 @@ from syncd.audit.chain import Sealer
 from syncd.audit.verify import verify
 from syncd.audit.writer import rotated_files
 from syncd.commands import FAILED, HELD, OK, TAMPERED, USAGE
-from syncd.config import Config, config_path, load_config
+from syncd.config import Config, HaConfig, config_path, load_config
 from syncd.core.text import json_safe, shown
 from syncd.daemon import Daemon
 from syncd.engine import (
@@ -45,6 +45,7 @@ from syncd.engine import (
     run_cycle,
 )
 from syncd.errors import ConfigError, SourceError, SyncdError
+from syncd.ha.status import status as ha_status
 from syncd.progress import Progress
 from syncd.state import Absences, StateLocked, read_absences
 from syncd.targets.base import Target
@@ -264,9 +265,22 @@ def _check(args: argparse.Namespace) -> int:
                 else f"{len(found)} problems"
             )
         )
+    if config.ha is not None:
+        problems += _check_ha(config.ha)
     for problem in problems:
         print(f"  {shown(problem)}", file=sys.stderr)
     return USAGE if problems else OK
+
+
+def _check_ha(config: HaConfig) -> list[str]:
+    """``check-config --online`` with ``ha:``: etcd answers, with these credentials."""
+    try:
+        seen = ha_status(config)
+    except SyncdError as exc:
+        print("ha: 1 problem")
+        return [f"ha: {exc}"]
+    print(f"ha: etcd reachable ({len(seen.members)} members), leader: {seen.leader or 'none'}")
+    return []
 
 
 def _verify(args: argparse.Namespace) -> int:

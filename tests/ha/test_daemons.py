@@ -206,3 +206,15 @@ def test_an_end_during_a_failover_is_revoked_within_the_ttl_and_a_second(
     print(f"failover {failover:.2f} s, revocation lag {lag:.2f} s")
     assert 0 < lag <= TTL + 1
     assert failover <= TTL + CYCLE
+
+
+def test_check_config_online_reaches_etcd(lab: Lab, etcd_cluster: EtcdCluster) -> None:
+    ha = {"endpoints": etcd_cluster.endpoints, "lease_ttl": TTL, "margin": 1, "timeout": 1}
+    lab.configure(ha=ha)
+    checked = lab.syncd("check-config", "--online")
+    assert checked.code == 0, checked.err
+    assert "ha: etcd reachable (3 members), leader: none" in checked.out
+    etcd_cluster.stop()
+    checked = lab.syncd("check-config", "--online")
+    assert checked.code == 2
+    assert "ha: etcd /v3/kv/range: no member answered" in checked.err

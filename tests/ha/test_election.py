@@ -4,17 +4,22 @@ lost lease noticed, a handover, and no writer while the quorum is gone."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from syncd.config.ha import HaConfig
 from syncd.ha.election import Election
-from syncd.ha.etcd import Etcd
+from syncd.ha.etcd import Etcd, EtcdError
 from syncd.ha.status import status, step_down
 from tests.plugins.etcd import TTL
-from tests.servers.etcd import EtcdCluster
+from tests.servers.etcd import EtcdCluster, start_etcd
+
+ETCDCTL_ENV = {**os.environ, "ETCDCTL_API": "3"}
 
 
 @pytest.fixture
@@ -127,3 +132,63 @@ def test_without_quorum_nobody_writes_and_leadership_returns_with_it(
     etcd_cluster.start_member(2)
     wait_until(lambda: any(h.may_write() for h in hosts), 15)
     assert sum(h.may_write() for h in hosts) == 1
+
+
+def test_tls_is_verified_and_a_client_certificate_is_shown(tmp_path: Path) -> None:
+    cluster = start_etcd(tmp_path / "etcd", tls=True)
+    try:
+        assert cluster.tls is not None
+        settings = {"endpoints": cluster.endpoints, "name": "a", "lease_ttl": 3}
+        settings |= {"margin": 1, "timeout": 1}
+        config = HaConfig.model_validate(
+            {
+                **settings,
+                "ca_file": cluster.tls.ca,
+                "cert_file": cluster.tls.client_cert,
+                "key_file": cluster.tls.client_key,
+            }
+        )
+        leader = Election(config)
+        leader.round()
+        assert leader.may_write()
+        leader.close()
+        # the members' certificate is not trusted without the CA, and the members
+        # refuse a client without a certificate
+        for missing in (
+            {**settings, "cert_file": cluster.tls.client_cert, "key_file": cluster.tls.client_key},
+            {**settings, "ca_file": cluster.tls.ca},
+        ):
+            refused = Etcd(HaConfig.model_validate(missing))
+            with pytest.raises(EtcdError):
+                refused.grant(3)
+            refused.close()
+    finally:
+        cluster.stop()
+
+
+def test_a_user_and_password_from_a_file(
+    etcd_cluster: EtcdCluster, ha_config: Callable[..., HaConfig], tmp_path: Path
+) -> None:
+    etcdctl = ["etcdctl", f"--endpoints={etcd_cluster.endpoints[0]}"]
+    for step in (
+        ["user", "add", "root", "--new-user-password=root-Secret-1"],
+        ["user", "add", "syncd", "--new-user-password=syncd-Secret-1"],
+        ["role", "add", "syncd"],
+        ["role", "grant-permission", "syncd", "--prefix=true", "readwrite", "/syncd/"],
+        ["user", "grant-role", "syncd", "syncd"],
+        ["auth", "enable"],
+    ):
+        subprocess.run([*etcdctl, *step], check=True, capture_output=True, env=ETCDCTL_ENV)
+    password = tmp_path / "etcd-password"
+    password.write_text("syncd-Secret-1\n")
+    leader = Election(ha_config("a", user="syncd", password_file=password))
+    leader.round()
+    assert leader.may_write()
+    leader.close()
+    password.write_text("wrong\n")
+    with pytest.raises(EtcdError, match="authentication as syncd refused"):
+        Etcd(ha_config("a", user="syncd", password_file=password)).grant(3)
+    anonymous = Etcd(ha_config("a"))
+    with pytest.raises(EtcdError):
+        anonymous.create("/syncd/leader", "a", 0)
+    anonymous.close()
