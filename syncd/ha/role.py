@@ -112,7 +112,8 @@ class Role:
 
     def follow(self, config: Config, source: SourceWatch) -> None:
         """A follower's step: read the source when it is due or changed (the snapshot
-        stays warm), and say in ``/healthz`` who leads."""
+        stays warm), and say in ``/healthz`` who leads (``standby``, 200), or that etcd
+        cannot be reached (``degraded``, 503: this host could not take over)."""
         if time.monotonic() >= self._next_read or source.changed(config):
             self._next_read = time.monotonic() + config.daemon.interval.total_seconds()
             try:
@@ -123,11 +124,10 @@ class Role:
             except SyncdError as exc:
                 log.error("follower: the source snapshot cannot be kept: %s", exc)
         leader = self.election.leader
-        if self.election.error:
-            reason = f"etcd unreachable: {self.election.error}"
+        if self.election.error:  # it could not take over: not ready
+            self.health.set("degraded", f"etcd unreachable: {self.election.error}")
         else:
-            reason = f"following {leader}" if leader else "no leader yet: campaigning"
-        self.health.set("standby", reason)
+            self.health.set("standby", f"following {leader}" if leader else "campaigning")
 
     @property
     def poll(self) -> float:

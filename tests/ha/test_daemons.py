@@ -188,7 +188,10 @@ def test_without_quorum_nobody_writes_and_revocation_resumes_when_it_returns(
     time.sleep((datetime.fromisoformat(end) - datetime.now().astimezone()).total_seconds() + 2)
     assert not locked(lab, "ana.lopez")
     assert len(a.writes()) + len(b.writes()) == writes
-    assert all(h.health()[1]["reason"].startswith("etcd unreachable") for h in (a, b))
+    for host in (a, b):
+        code, health = host.health()
+        assert (code, health["status"]) == (503, "degraded")
+        assert health["reason"].startswith("etcd unreachable")
     etcd_cluster.start_member(1)
     etcd_cluster.start_member(2)
     returned = time.monotonic()
