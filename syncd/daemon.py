@@ -197,8 +197,8 @@ class Daemon:
         leader's next cycle is a full one: it settles open intents, as after a crash."""
         assert self.ha is not None
         leading, began = self.ha.check(audit)
-        if began:
-            self.basis, self.schedule.next_poll = None, 0.0
+        if began:  # a term starts afresh: no backoff left from an earlier one
+            self.basis, self.schedule = None, Schedule()
         if not leading:
             self.ha.follow(self.config, source)
             self._ready_if_due()

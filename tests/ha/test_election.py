@@ -192,3 +192,27 @@ def test_a_user_and_password_from_a_file(
     with pytest.raises(EtcdError):
         anonymous.create("/syncd/leader", "a", 0)
     anonymous.close()
+
+
+class SlowEtcd(Etcd):
+    """Fault injection: every lease renewal answers ``delay`` seconds late."""
+
+    delay = 0.8
+
+    def keepalive(self, lease: int) -> int:
+        time.sleep(self.delay)
+        return super().keepalive(lease)
+
+
+def test_the_gate_counts_from_when_a_renewal_was_sent_not_answered(
+    ha_config: Callable[..., HaConfig],
+) -> None:
+    config = ha_config("slow")
+    leader = Election(config, SlowEtcd(config))
+    leader.round()  # grant, create: leads
+    assert leader.may_write()
+    leader.round()  # a renewal answered 0.8 s after it was sent
+    margin = config.margin.total_seconds()
+    assert leader.held_for() <= TTL - margin - SlowEtcd.delay + 0.05
+    assert leader.held_for() > TTL - margin - SlowEtcd.delay - 0.5
+    leader.close()
