@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus \
+APT_PACKAGES := slapd ldap-utils openssl python3-venv systemd prometheus etcd-server etcd-client \
                 samba samba-ad-dc samba-ad-provision winbind 389-ds-base postgresql
 # Node.js and npm for SCIMMY (tests/servers/scimmy): Debian's, unless an npm is there
 # already (NodeSource's nodejs bundles one and conflicts with Debian's npm package).

@@ -33,7 +33,7 @@ from syncd.audit.chain import Sealer
 from syncd.audit.verify import verify
 from syncd.audit.writer import rotated_files
 from syncd.commands import FAILED, HELD, OK, TAMPERED, USAGE
-from syncd.config import Config, config_path, load_config
+from syncd.config import Config, HaConfig, config_path, load_config
 from syncd.core.text import json_safe, shown
 from syncd.daemon import Daemon
 from syncd.engine import (
@@ -46,6 +46,7 @@ from syncd.engine import (
     run_cycle,
 )
 from syncd.errors import ConfigError, SourceError, SyncdError
+from syncd.ha.status import status as ha_status
 from syncd.progress import Progress
 from syncd.state import Absences, StateLocked, read_absences
 from syncd.targets.base import Target
@@ -197,6 +198,13 @@ def _plan_code(cycle: CyclePlan) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     config = _config(args)
+    if config.ha is not None and not args.dry_run:  # one writer: the elected leader
+        print(
+            "error: the config has an ha: section, so only the elected leader writes: "
+            "let syncd run do it (syncd ha status names the leader), or use --dry-run",
+            file=sys.stderr,
+        )
+        return USAGE
     with Absences.open(config.daemon.state_dir, record=not args.dry_run) as absences:
         return _sync_recording(args, config, absences)
 
@@ -263,9 +271,22 @@ def _check(args: argparse.Namespace) -> int:
                 else f"{len(found)} problems"
             )
         )
+    if config.ha is not None:
+        problems += _check_ha(config.ha)
     for problem in problems:
         print(f"  {shown(problem)}", file=sys.stderr)
     return USAGE if problems else OK
+
+
+def _check_ha(config: HaConfig) -> list[str]:
+    """``check-config --online`` with ``ha:``: etcd answers, with these credentials."""
+    try:
+        seen = ha_status(config)
+    except SyncdError as exc:
+        print("ha: 1 problem")
+        return [f"ha: {exc}"]
+    print(f"ha: etcd reachable ({len(seen.members)} members), leader: {seen.leader or 'none'}")
+    return []
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -315,4 +336,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "attest": commands.attest,
     "audit-verify": _verify,
     "config-schema": commands.schema,
+    "ha-status": commands.ha_status,
+    "ha-step-down": commands.ha_step_down,
 }

@@ -1,5 +1,6 @@
 """Command handlers that only read: ``syncd attest``, ``syncd expiring``, ``syncd
-explain`` and ``syncd config schema``, and the exit codes every command shares (SPEC §7).
+explain``, ``syncd config schema`` and ``syncd ha`` (whose step-down asks etcd for a
+handover), and the exit codes every command shares (SPEC §7).
 ``syncd expiring --notify`` and ``syncd notify test`` send notices (``syncd.notify.cli``).
 
 Called by ``syncd.cli``, which parses the command line, maps errors to exit codes and
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from syncd import report
 from syncd.audit import AuditError, AuditWriter
 from syncd.audit.records import START, STOP
-from syncd.config import Config, config_path, config_schema, load_config
+from syncd.config import Config, HaConfig, config_path, config_schema, load_config
 from syncd.core.attest import Attestation
 from syncd.core.desired import resolve
 from syncd.core.explain import find
@@ -38,6 +39,7 @@ from syncd.errors import SyncdError
 from syncd.explain import as_json as explained_json
 from syncd.explain import explain as explained
 from syncd.explain import render as render_explained
+from syncd.ha import status as ha
 from syncd.notify import cli as notify_cli
 
 OK, FAILED, USAGE, HELD, TAMPERED = 0, 1, 2, 3, 4
@@ -204,3 +206,32 @@ def schema(_args: argparse.Namespace) -> int:
     """Print the config file's JSON Schema (``config/syncd.schema.json`` is a copy)."""
     print(json.dumps(config_schema(), indent=2, ensure_ascii=False))
     return OK
+
+
+def ha_status(args: argparse.Namespace) -> int:
+    """The leader, its lease and the etcd members; exit 1 when nobody leads."""
+    config = _ha(args)
+    result = ha.status(config)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return OK if result.leader else FAILED
+
+
+def ha_step_down(args: argparse.Namespace) -> int:
+    """A planned handover; exit 1 when no other host took over within ``--wait``."""
+    config = _ha(args)
+    before, after = ha.step_down(config, parse_duration(args.wait).total_seconds())
+    if after and after != before:
+        print(f"{before} handed over to {after}")
+        return OK
+    print(f"{before} was asked to hand over; leader now: {after or 'none'}", file=sys.stderr)
+    return FAILED
+
+
+def _ha(args: argparse.Namespace) -> HaConfig:
+    config = load(args)
+    if config.ha is None:
+        raise SyncdError("the config has no ha: section (a single host: nothing to elect)")
+    return config.ha

@@ -19,6 +19,8 @@ commands get ``IDLE``, which never stops. What the pulse carries:
   the loop has not finished by then) breaks off requests in flight through the abort
   hooks that connections register around each request (``guard``), and refuses new
   ones;
+- the **fence** (with ``ha:``, ``syncd.ha``): no request is sent unless it says so,
+  the leader lease's gate, checked before every request and retry;
 - **trouble**: what a connection is retrying right now, so that ``/healthz`` says so
   while the cycle is still waiting, not only when it ends.
 """
@@ -51,6 +53,8 @@ class Pulse:
         # per request in flight: how to break it off, and until when it may block
         self._hooks: dict[object, tuple[Callable[[], None], float]] = {}
         self._trouble: dict[int, str] = {}
+        # with ha: requests are sent only while this says so (the leader lease's gate)
+        self.fence: Callable[[], bool] | None = None
         self._cpu: int | None = None  # the CPU-time clock of the loop's thread (running)
         self._used = (0.0, 0.0)  # at the last look: that thread's CPU time, and the time
 
@@ -90,7 +94,8 @@ class Pulse:
 
     # -- stopping ----------------------------------------------------------------------
     def stopping(self) -> bool:
-        return self.stop.is_set()
+        """The daemon stops, or the fence is closed: a retry would be refused."""
+        return self.stop.is_set() or (self.fence is not None and not self.fence())
 
     def wait(self, seconds: float) -> bool:
         """Sleep ``seconds``, beating; False, at once, when the stop is (or gets) set."""
@@ -127,6 +132,8 @@ class Pulse:
         with self._lock:
             if self._aborted:
                 raise Stopped("stopping: requests were broken off")
+            if self.fence is not None and not self.fence():
+                raise Stopped("not the leader (ha): the lease is not known to be held")
             self._hooks[key] = (abort, time.monotonic() + allow)
         try:
             yield
@@ -134,6 +141,11 @@ class Pulse:
             with self._lock:
                 self._hooks.pop(key, None)
             self.beat()
+
+    def quiet(self) -> bool:
+        """Whether no request is in flight."""
+        with self._lock:
+            return not self._hooks
 
     # -- trouble -----------------------------------------------------------------------
     def trouble(self, source: object, text: str) -> None:

@@ -1,7 +1,7 @@
 """``POST /trigger``: a cycle now, for an HR system that calls a webhook on "contract
 terminated" instead of waiting for the next poll.
 
-Served by ``syncd.metrics.serve`` on the daemon's listener when
+Served by ``syncd.listener.serve`` on the daemon's listener when
 ``daemon.trigger_token_file`` is set (off by default). A request must carry
 ``Authorization: Bearer <token>``, compared in constant time; its body is ignored (it
 is never trusted to say what changed: the cycle reads the sources). Requests closer

@@ -91,6 +91,10 @@ VERBS: dict[str, tuple[str, str]] = {
         "config file tools (config schema: the JSON Schema, for editors)",
         "syncd config schema > syncd.schema.json",
     ),
+    "ha": (
+        "several hosts, one writer (ha status, ha step-down)",
+        "syncd ha status --json\n  syncd ha step-down --wait 30s",
+    ),
     "audit": (
         "audit trail tools (audit verify)",
         "syncd audit verify\n  syncd audit verify /var/log/syncd --expect-head 9f2c...",
@@ -213,6 +217,19 @@ def parser() -> argparse.ArgumentParser:
     actions = audit.add_subparsers(required=True, metavar="ACTION", title="actions")
     _verify(verb("audit verify", actions))
 
+    ha = verb("ha")
+    election = ha.add_subparsers(required=True, metavar="ACTION", title="actions")
+    ha_status = verb("ha status", election)
+    ha_status.description = "The leader, its lease and the etcd members (from etcd)."
+    _json(ha_status, "syncd.ha-status/1")
+    handover = verb("ha step-down", election)
+    handover.description = (
+        "Ask the leader to hand over (a planned handover): it stops writing, lets its "
+        "lease go and rests, so another host takes over. Exit 1 if none did in time."
+    )
+    handover.add_argument(
+        "--wait", default="30s", help="how long to wait for another leader (default 30s)"
+    )
     config = verb("config")
     tools = config.add_subparsers(required=True, metavar="ACTION", title="actions")
     verb("config schema", tools).description = "Print the config file's JSON Schema."

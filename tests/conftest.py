@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.plugins.dirsrv",
     "tests.plugins.scimmy",
     "tests.plugins.world",
+    "tests.plugins.etcd",
 ]

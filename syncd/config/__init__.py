@@ -9,6 +9,7 @@ import LdapTarget``); the modules are:
 - ``model``: the root ``Config``, its cross-section checks and the policy it derives.
 - ``sources``: the source (file, http, sql) and its field mapping.
 - ``sections``: policy, safety, daemon and audit.
+- ``ha``: leader election on etcd for several hosts (``syncd.ha``).
 - ``directory``: what ``ldap`` and ``ad`` share, one vocabulary for both.
 - ``ldap``, ``ad``, ``scim``: one module per target kind, each with its own checks.
 - ``common``: the base model, value types, secrets and DN helpers they share.
@@ -34,6 +35,7 @@ from syncd.config.common import (
     secret_problem,
 )
 from syncd.config.directory import DirectoryTarget
+from syncd.config.ha import HaConfig
 from syncd.config.ldap import DEFAULT_LDAP_ATTRIBUTES, DisableConfig, LdapTarget
 from syncd.config.loading import DEFAULT_PATH, config_path, load_config
 from syncd.config.model import Config, TargetConfig
@@ -78,6 +80,7 @@ __all__ = [
     "DisableConfig",
     "Duration",
     "FileSource",
+    "HaConfig",
     "HttpSource",
     "LdapTarget",
     "LimitField",

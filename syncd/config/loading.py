@@ -229,6 +229,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         out["audit"] = _rel(out["audit"], "hmac_key_file", credentials)
     if isinstance(out.get("notify"), dict):
         out["notify"] = _notify_paths(_rel(out["notify"], "templates_dir", base), base, credentials)
+    if "ha" in out:
+        out["ha"] = _rel(out["ha"], "ca_file", base)
+        for key in ("cert_file", "key_file", "password_file"):
+            out["ha"] = _rel(out["ha"], key, credentials)
     if isinstance(out.get("targets"), dict):
         targets = {}
         for name, target in out["targets"].items():

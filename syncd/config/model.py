@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from syncd.config.ad import AdTarget
 from syncd.config.common import Model, Problem
+from syncd.config.ha import HaConfig
 from syncd.config.ldap import LdapTarget
 from syncd.config.notify import NotifyConfig
 from syncd.config.scim import ScimTarget
@@ -74,6 +75,11 @@ class Config(Model):
         default=NotifyConfig(),
         description="Notices: warnings before access ends, grants, revocations, ops "
         "notices and the sponsor digest, by mail and/or webhook.",
+    )
+    ha: HaConfig | None = Field(
+        default=None,
+        description="Run syncd run on several hosts with one writer, elected on etcd. "
+        "Unset: a single host, writing whenever it runs.",
     )
 
     def core_policy(self) -> Policy:
@@ -135,7 +141,8 @@ class Config(Model):
         problems = section_problems(self.roles, self.audit, self.targets, list(self.targets))
         daemon = [p.within("daemon") for p in self.daemon.problems()]
         notify = [p.within("notify") for p in self.notify.problems()]
-        return [*self._source_problems(), *problems, *daemon, *notify]
+        ha = [problem.within("ha") for problem in (self.ha.problems() if self.ha else [])]
+        return [*self._source_problems(), *problems, *daemon, *notify, *ha]
 
     @property
     def all_sources(self) -> list[SourceBase]:

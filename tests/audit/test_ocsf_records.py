@@ -13,6 +13,7 @@ from syncd.audit import AuditWriter
 from syncd.audit.records import START, STOP
 from syncd.audit.settle import settle_pending
 from syncd.audit.writer import WriterOptions, rotated_files
+from syncd.config.ha import HaConfig
 from syncd.core.model import (
     Action,
     ActionKind,
@@ -21,6 +22,8 @@ from syncd.core.model import (
     ObservedAccount,
     Outcome,
 )
+from syncd.ha.election import Change
+from syncd.ha.role import record_change
 from tests.audit.ocsf import problems
 
 END = datetime(2027, 6, 30, tzinfo=UTC)
@@ -70,5 +73,24 @@ def test_every_record_kind_is_valid_for_its_class(tmp_path: Path) -> None:
     conflicts = [r for r in records if r["unmapped"].get("phase", "").startswith("conflict")]
     assert [r["unmapped"]["contract_ids"] for r in conflicts] == [["C-7"], ["C-7"]]
     assert {"seal", "checkpoint"} & phases
+    for record in records:
+        assert problems(record) == [], record
+
+
+def test_leadership_records_are_valid_event_log_records(tmp_path: Path) -> None:
+    """With ha:, each host's trail records leadership acquired and lost (Event Log
+    Activity) with what stitches the hosts' trails: member, lease id, etcd revision."""
+    trail = tmp_path / "audit.jsonl"
+    config = HaConfig(name="idm2")
+    with AuditWriter(trail, WriterOptions(), "run-1") as audit:
+        record_change(audit, config, Change(True, 0x694D8D2A7C31B20F, 48213, "the key was free"))
+        record_change(audit, config, Change(False, 0x694D8D2A7C31B20F, 48300, "handed over"))
+    records = [json.loads(line) for line in trail.open()]
+    leadership = [r for r in records if r["activity_name"].startswith("Leadership")]
+    assert [r["activity_name"] for r in leadership] == ["Leadership Acquired", "Leadership Lost"]
+    assert leadership[0]["unmapped"]["lease_id"] == "694d8d2a7c31b20f"
+    assert [r["unmapped"]["etcd_revision"] for r in leadership] == [48213, 48300]
+    assert {r["unmapped"]["member"] for r in leadership} == {"idm2"}
+    assert {r["class_uid"] for r in leadership} == {1008}
     for record in records:
         assert problems(record) == [], record

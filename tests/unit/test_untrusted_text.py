@@ -28,8 +28,8 @@ from syncd.core.model import Action, ActionKind, InvalidRecord, Outcome
 from syncd.core.text import FORBIDDEN, json_safe, shown
 from syncd.engine import CyclePlan
 from syncd.errors import ConfigError
+from syncd.listener import Health
 from syncd.logfmt import JsonFormatter, PlainFormatter
-from syncd.metrics import Health
 
 REPO = Path(__file__).resolve().parents[2]
 FORGED = "C-1\nERROR syncd.daemon: FORGED-ID"

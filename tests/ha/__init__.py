@@ -1,0 +1,1 @@
+"""Several syncd hosts, one writer: leader election on a real etcd cluster."""
