@@ -109,6 +109,7 @@ class Cycles:
         except SyncdError as exc:
             self._failed(str(exc), CycleResult.FAILED)
             return
+        self.schedule.full_seconds = time.monotonic() - started
         self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
 
     def _run(

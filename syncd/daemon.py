@@ -168,6 +168,9 @@ class Daemon(Cycles):
                 audit.event(OTHER_ACTIVITY, "Trigger", f"POST /trigger from {client}: a "
                             "cycle now", audit.correlation, client=client)  # fmt: skip
             changed = source.changed(self.config)
+            if not (forced or changed) and self.config.daemon.targeted_cycles:
+                # a poll gives way to a boundary that comes before it would end
+                self.schedule.yield_poll(time.time(), self.config.daemon.interval.total_seconds())
             if not (forced or changed) and self._targeted_due():
                 self._targeted(source, audit)
             elif forced or changed or self.schedule.due(time.time()):

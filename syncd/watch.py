@@ -66,6 +66,8 @@ class Schedule:
     # it, so the next cycle handles it)
     handled: datetime | None = None
     notice: datetime | None = None  # the next warning or digest moment (``syncd.notify``)
+    full_seconds: float = 0.0  # how long the last full cycle took
+    yielded_since: float = 0.0  # since when the poll gives way to boundaries (0: it does not)
 
     def due(self, now: float) -> bool:
         """A cycle is due: the boundary has come, or the retry after a failure, or
@@ -82,6 +84,23 @@ class Schedule:
             return False
         return not self.retry_at and now < self.next_poll and self.handled is not None
 
+    def yield_poll(self, now: float, cap: float) -> bool:
+        """Let a poll that is due wait for a boundary that comes before a full cycle
+        would end (the last one took ``full_seconds``): a full cycle at 100,000
+        accounts takes tens of seconds, and an access ending while it runs would wait
+        for it. The poll moves to a second after that boundary, whose targeted cycle
+        runs first; it gives way for ``cap`` seconds in a row at most, so that a steady
+        stream of boundaries never starves reconciliation. Whether it gave way."""
+        if self.retry_at or now < self.next_poll or self.handled is None or not self.boundary:
+            return False
+        until = self.boundary.timestamp()
+        soon = until - now <= self.full_seconds * 1.25 + 1.0
+        self.yielded_since = self.yielded_since or now
+        if not soon or now - self.yielded_since >= cap:
+            return False
+        self.next_poll = max(now, until) + 1.0
+        return True
+
     def started(self, now: float, interval: float, *, targeted: bool = False) -> None:
         """A cycle starts now; after a full one the next poll is one interval later (a
         targeted cycle leaves the poll where it is). When the boundary has come, it is
@@ -90,6 +109,7 @@ class Schedule:
             self.overdue = True
         if not targeted:
             self.next_poll = now + interval
+            self.yielded_since = 0.0
 
     def failed(self, now: float, backoff_max: float, jitter: float) -> float:
         """A cycle could not run, or could not reach a target: try again after a

@@ -148,6 +148,37 @@ def test_only_a_boundary_due_after_a_handled_cycle_is_targeted() -> None:
     assert not schedule.only_boundary(at(13).timestamp())  # a retry is a full cycle
 
 
+def test_a_poll_gives_way_to_a_boundary_that_comes_before_a_full_cycle_would_end() -> None:
+    """The last full cycle took 20 s; the poll is due at 300 s and an access ends at
+    310 s: the poll waits until a second after it (its targeted cycle runs first), and
+    again for the next boundary, but not for more than the cap in a row."""
+    schedule = Schedule(next_poll=at(300).timestamp(), boundary=at(310), full_seconds=20.0)
+    schedule.finished(succeeded=True, planned_at=NOW)
+    assert not schedule.yield_poll(at(299).timestamp(), 300.0)  # the poll is not due yet
+    assert schedule.yield_poll(at(300).timestamp(), 300.0)
+    assert schedule.next_poll == at(311).timestamp()
+    assert schedule.only_boundary(at(310).timestamp())  # a targeted cycle, not a full one
+    schedule.boundary = at(320)  # the next end, planned by that targeted cycle
+    assert schedule.yield_poll(at(311).timestamp(), 300.0)
+    assert schedule.next_poll == at(321).timestamp()
+    schedule.boundary = at(600)  # nothing for a while: the poll goes ahead
+    assert not schedule.yield_poll(at(321).timestamp(), 300.0)
+    assert schedule.due(at(321).timestamp())
+    schedule.boundary = at(330)
+    assert not schedule.yield_poll(at(321).timestamp(), 15.0)  # gave way 21 s in a row
+    schedule.started(at(321).timestamp(), 300.0)  # the full cycle; the poll gives way afresh
+    assert schedule.yielded_since == 0.0
+
+
+def test_a_poll_does_not_give_way_after_a_failure_or_before_any_cycle() -> None:
+    first = Schedule(next_poll=0.0, boundary=at(5), full_seconds=20.0)
+    assert not first.yield_poll(at(0).timestamp(), 300.0)  # nothing handled yet
+    failed = Schedule(next_poll=at(300).timestamp(), boundary=at(305), full_seconds=20.0)
+    failed.finished(succeeded=True, planned_at=NOW)
+    failed.failed(at(290).timestamp(), 300.0, 1.0)
+    assert not failed.yield_poll(at(301).timestamp(), 300.0)  # the retry is a full cycle
+
+
 __all__ = ["bench"]  # the fixture, shared with tests.unit.test_daemon
 
 
