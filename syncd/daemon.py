@@ -163,17 +163,10 @@ class Daemon(Cycles):
                 self._reload()
             if self.ha is not None and not self._leads(source, audit):
                 continue
-            forced = controls.take_cycle()
-            for client in self.trigger.take() if self.trigger else ():
-                audit.event(OTHER_ACTIVITY, "Trigger", f"POST /trigger from {client}: a "
-                            "cycle now", audit.correlation, client=client)  # fmt: skip
-            changed = source.changed(self.config)
-            if not (forced or changed) and self.config.daemon.targeted_cycles:
-                # a poll gives way to a boundary that comes before it would end
-                self.schedule.yield_poll(time.time(), self.config.daemon.interval.total_seconds())
-            if not (forced or changed) and self._targeted_due():
+            asked = self._asked(source, audit)
+            if not asked and self._targeted_due():
                 self._targeted(source, audit)
-            elif forced or changed or self.schedule.due(time.time()):
+            elif asked or self.schedule.due(time.time()):
                 # The whole cycle, the source read included, with the collector relaxed;
                 # its full collection runs once the cycle's objects are gone, over a
                 # small heap: over a big source's live objects it would hold the GIL,
@@ -188,6 +181,20 @@ class Daemon(Cycles):
             self.pulse.beat(allow=sleep)
             controls.wake.wait(sleep)
             controls.wake.clear()
+
+    def _asked(self, source: SourceWatch, audit: AuditWriter) -> bool:
+        """Whether a full cycle is asked for now: forced (SIGUSR1, ``POST /trigger``,
+        audited) or a changed source. If not, a poll that is due gives way to a
+        boundary that comes before it would end (``Schedule.yield_poll``)."""
+        forced = self._controls.take_cycle()
+        for client in self.trigger.take() if self.trigger else ():
+            audit.event(OTHER_ACTIVITY, "Trigger", f"POST /trigger from {client}: a "
+                        "cycle now", audit.correlation, client=client)  # fmt: skip
+        if source.changed(self.config) or forced:  # asks the source either way
+            return True
+        if self.config.daemon.targeted_cycles:
+            self.schedule.yield_poll(time.time(), self.config.daemon.interval.total_seconds())
+        return False
 
     def _leads(self, source: SourceWatch, audit: AuditWriter) -> bool:
         """With ``ha:``: whether this host leads now; a follower waits a poll here. A new
