@@ -168,15 +168,24 @@ def failover_trial(
     wait_for(lambda: "pwdaccountlockedtime" in (lab.entry(dn_of(uid)) or {}), 30)
     new = next(h for h in others if h.role() == "leader")
     first_write = first_record_after(new, killed, lambda r: r.get("status") == "Intent")
-    disabled = first_record_after(
-        new,
-        killed,
-        lambda r: (
-            r.get("activity_name") == "Disable"
-            and r.get("status") == "Success"
-            and r["user"]["name"] == uid
-        ),
-    )
+
+    def disable(record: dict[str, Any]) -> bool:
+        return (
+            record.get("activity_name") == "Disable"
+            and record.get("status") == "Success"
+            and record["user"]["name"] == uid
+        )
+
+    def recorded() -> bool:
+        try:
+            return any(disable(r) for r in new.audit() if r["time"] / 1000 >= killed)
+        except ValueError:  # a line being written
+            return False
+
+    # the lock is in the directory before its outcome is on the trail: it is recorded
+    # once the read-back verified it
+    wait_for(recorded, 10, new)
+    disabled = first_record_after(new, killed, disable)
     leader.start()
     wait_for(lambda: leader.role() == "follower", 10, leader)
     return first_write - killed, disabled - end.timestamp()
