@@ -48,5 +48,7 @@ def test_an_unchanged_http_source_runs_no_cycle_and_a_change_runs_one(
     assert running.sample("syncd_cycles_total", result="ok") == 1
     api.items.append(contract("C-2", "bo", in_days(10)))
     wait_for(lambda: BO in bench.corp.accounts, 5)
+    # the account is there before the cycle that made it is counted
+    wait_for(lambda: running.sample("syncd_cycles_total", result="ok") == 2, 5)
     assert running.sample("syncd_cycles_total", result="ok") == 2
     running.stop()
