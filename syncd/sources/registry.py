@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 class Readers:
     """The readers of the sources and what each last read saw, by source (a changed
-    config gets new ones): an HTTP source's client and pages, a SQL source's digest,
-    a file's size and times."""
+    config gets new ones): an HTTP source's client and pages, a SQL source's version
+    (its rows' digest, or its change_query's result), a file's size and times."""
 
     def __init__(self) -> None:
         self._http: dict[str, HttpReader] = {}  # by key()
-        self._digests: dict[str, bytes] = {}
+        self._engines = sql_source.Engines()  # by key()
+        self._versions: dict[str, bytes] = {}  # sql: rows' digest or change_query's result
         self._stats: dict[str, tuple[int, int, int] | None] = {}
 
     def http(self, source: HttpSource) -> HttpReader:
@@ -53,15 +54,15 @@ class Readers:
         if isinstance(source, HttpSource):
             return self.http(source).read()
         if isinstance(source, SqlSource):
-            hashed = sql_source.new_digest()
-            records = sql_source.read(source, hashed)
-            self._digests[key(source)] = hashed.digest()
+            records, version = sql_source.read(source, self._engines, key(source))
+            self._versions[key(source)] = version
             return records
         raise SourceError(f"{source.label}: no reader for {type(source).__name__}")
 
     def unchanged(self, source: SourceBase) -> bool:
         """Whether ``source`` is as its last read found it: file by its size and times,
-        http by ETag / Last-Modified or each page's digest, sql by the rows' digest.
+        http by ETag / Last-Modified or each page's digest, sql by the rows' digest or
+        its change_query's result.
         True when there is nothing to compare with, or the source cannot be asked: the
         daemon's regular poll then reads it, and falls back when it must."""
         known = key(source)
@@ -70,9 +71,9 @@ class Readers:
         if isinstance(source, HttpSource):
             reader = self._http.get(known)
             return reader is None or not reader.pages or reader.unchanged()
-        if isinstance(source, SqlSource) and known in self._digests:
+        if isinstance(source, SqlSource) and known in self._versions:
             try:
-                return sql_source.digest(source) == self._digests[known]
+                return sql_source.version(source, self._engines, known) == self._versions[known]
             except SourceError as exc:
                 log.info("%s: cannot ask whether it changed: %s", source.label, exc)
         return True
@@ -82,14 +83,17 @@ class Readers:
         keep = {key(source) for source in sources}
         for known in [k for k in self._http if k not in keep]:
             self._http.pop(known).close()
-        for kept in (self._digests, self._stats):
+        for kept in (self._versions, self._stats):
             for known in [k for k in kept if k not in keep]:
                 del kept[known]
+        for known in [k for k in self._engines.known() if k not in keep]:
+            self._engines.forget(known)
 
     def close(self) -> None:
         for reader in self._http.values():
             reader.close()
         self._http.clear()
+        self._engines.close()
 
 
 def key(source: SourceBase) -> str:

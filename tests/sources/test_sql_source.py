@@ -14,6 +14,7 @@ from syncd.config import SqlSource
 from syncd.core.model import Status
 from syncd.errors import SourceError
 from syncd.sources import sql
+from syncd.sources.registry import Readers
 from tests.servers.postgres import Postgres, PostgresError, start_postgres
 from tests.sources.common import checked
 
@@ -78,7 +79,7 @@ def url_file(postgres: Postgres, tmp_path: Path) -> Path:
 def test_a_view_of_canonical_columns_reads_with_arrays_and_a_status_map(
     hr: sa.Engine, url_file: Path
 ) -> None:
-    records = sql.read(source(url_file, status_map={"left": "terminated"}))
+    records, _ = sql.read(source(url_file, status_map={"left": "terminated"}))
     assert [r.origin for r in records] == ["sql row 1", "sql row 2", "sql row 3"]
     contracts, invalid = checked(records)
     assert [(c.id, c.roles, c.status) for c in contracts] == [
@@ -100,7 +101,7 @@ def test_columns_mapped_with_fields_and_roles_from_a_delimited_string(
         "ends AS \"end\" FROM hr_assignment WHERE assignment_no <> 'H-3' ORDER BY 1"
     )
     settings = {"fields": {"id": "assignment_no", "roles": "codes"}}
-    records = sql.read(source(url_file, query=query, roles_from={"delimiter": "|"}, **settings))
+    records, _ = sql.read(source(url_file, query=query, roles_from={"delimiter": "|"}, **settings))
     contracts, invalid = checked(records)
     assert invalid == []
     assert [(c.id, c.roles) for c in contracts] == [("H-1", ("developer",)),
@@ -115,7 +116,7 @@ def test_the_read_is_one_read_only_repeatable_read_transaction(
         "current_setting('transaction_read_only') AS username, "
         "current_setting('statement_timeout') AS sponsor"
     )
-    [record] = sql.read(source(url_file, query=query, timeout=7))
+    [record], _ = sql.read(source(url_file, query=query, timeout=7))
     assert dict(record.fields) == {
         "vendor": "repeatable read",
         "username": "on",
@@ -137,13 +138,39 @@ def test_more_rows_than_max_records_fail_the_read(hr: sa.Engine, url_file: Path)
 
 
 def test_the_digest_changes_with_the_rows_only(hr: sa.Engine, url_file: Path) -> None:
-    first = sql.digest(source(url_file))
-    assert sql.digest(source(url_file)) == first
+    _, first = sql.read(source(url_file))  # dates: the digest takes their repr
+    assert sql.version(source(url_file)) == first
     with hr.begin() as conn:
         conn.exec_driver_sql(
             "UPDATE hr_assignment SET ends = '2026-06-30' WHERE assignment_no = 'H-1'"
         )
-    assert sql.digest(source(url_file)) != first
+    assert sql.version(source(url_file)) != first
+
+
+def test_a_change_query_marks_the_version_in_the_read_s_transaction(
+    hr: sa.Engine, url_file: Path
+) -> None:
+    marked = source(url_file, change_query="SELECT count(*), max(ends) FROM hr_assignment")
+    records, first = sql.read(marked)
+    assert len(records) == 3
+    assert sql.version(marked) == first
+    assert first != sql.read(source(url_file))[1]  # not the rows' digest
+    with hr.begin() as conn:  # a change the mark does not cover goes unseen by the poll
+        conn.exec_driver_sql("UPDATE hr_assignment SET mail = 'x@vendor.test' WHERE "
+                             "assignment_no = 'H-2'")  # fmt: skip
+    assert sql.version(marked) == first
+    with hr.begin() as conn:
+        conn.exec_driver_sql("UPDATE hr_assignment SET ends = '2027-06-30' WHERE "
+                             "assignment_no = 'H-1'")  # fmt: skip
+    assert sql.version(marked) != first
+
+
+def test_a_change_query_that_is_not_a_mark_fails_with_a_fix(hr: sa.Engine, url_file: Path) -> None:
+    rows = source(url_file, change_query="SELECT generate_series(1, 101)")
+    with pytest.raises(SourceError, match=r"more than 100 rows \(fix: make it an aggregate"):
+        sql.version(rows)
+    with pytest.raises(SourceError, match="more than 100 rows"):
+        sql.read(rows)
 
 
 def test_an_unreachable_database_fails_without_showing_the_password(
@@ -155,6 +182,24 @@ def test_an_unreachable_database_fails_without_showing_the_password(
         sql.read(source(path))
     assert "hunter2" not in str(err.value)
     assert str(err.value).startswith("sql: ")
+
+
+def test_kept_engines_follow_a_rotated_url_file(
+    hr: sa.Engine, url_file: Path, postgres: Postgres
+) -> None:
+    readers = Readers()
+    settings = source(url_file)
+    assert len(readers.read(settings)) == 3
+    url_file.write_text("postgresql+psycopg://syncd:rotated@127.0.0.1:1/hr\n")
+    with pytest.raises(SourceError, match=r"^sql: ") as err:  # the new URL, not the kept engine
+        readers.read(settings)
+    assert "rotated" not in str(err.value)
+    url_file.unlink()
+    with pytest.raises(SourceError, match=r"cannot read url_file .*fix: restore it"):
+        readers.read(settings)
+    url_file.write_text(postgres.url)
+    assert len(readers.read(settings)) == 3
+    readers.close()
 
 
 @pytest.fixture
@@ -175,10 +220,24 @@ def sqlite_db(tmp_path: Path) -> Path:
 
 def test_sqlite_is_the_embedded_default(sqlite_db: Path) -> None:
     settings = {"type": "sql", "url": f"sqlite:///{sqlite_db}", "query": "SELECT * FROM contracts"}
-    contracts, invalid = checked(sql.read(SqlSource.model_validate(settings)))
+    contracts, invalid = checked(sql.read(SqlSource.model_validate(settings))[0])
     assert invalid == []
     assert [(c.id, c.roles) for c in contracts] == [("H-1", ("developer",)),
                                                     ("H-2", ("developer", "ops"))]  # fmt: skip
+
+
+def test_a_sqlite_poll_sees_a_change_by_digest_or_by_change_query(sqlite_db: Path) -> None:
+    plain = {"type": "sql", "url": f"sqlite:///{sqlite_db}", "query": "SELECT * FROM contracts"}
+    marked = {**plain, "change_query": 'SELECT count(*), max("end") FROM contracts'}
+    readers = Readers()
+    for settings in (plain, marked):
+        readers.read(SqlSource.model_validate(settings))
+        assert readers.unchanged(SqlSource.model_validate(settings))
+    with sqlite3.connect(sqlite_db) as db:
+        db.execute("INSERT INTO contracts (id, \"end\") VALUES ('H-9', '2028-01-01')")
+    db.close()
+    for settings in (plain, marked):
+        assert not readers.unchanged(SqlSource.model_validate(settings))
 
 
 def test_a_sqlite_query_over_its_timeout_is_interrupted(sqlite_db: Path) -> None:
