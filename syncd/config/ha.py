@@ -121,7 +121,8 @@ class HaConfig(Model):
             out.append(Problem(("margin",), "must be more than 0s and at most half of lease_ttl"))
         if self.timeout.total_seconds() * 3 > ttl:
             out.append(Problem(("timeout",), "must be at most a third of lease_ttl", "e.g. 2s"))
-        for key, file in (("ca_file", self.ca_file), ("cert_file", self.cert_file)):
+        for key, file in (("ca_file", self.ca_file), ("cert_file", self.cert_file),
+                          ("key_file", self.key_file)):  # fmt: skip
             if file is not None and not file.is_file():
                 out.append(Problem((key,), f"{file} does not exist"))
         if (self.cert_file is None) != (self.key_file is None):

@@ -92,7 +92,7 @@ class Mapper:
         """Records of ``items`` whose origins are ``prefix`` and their numbers from
         ``first``; without a mapping, in a few calls for them all."""
         origins = [prefix + str(n) for n in range(first, first + len(items))]
-        if self.plain and all(type(item) is dict for item in items):
+        if self.plain and set(map(type, items)) <= {dict}:  # every item a dict, in C
             return list(map(RawRecord, origins, items))
         return list(map(self, items, origins))
 

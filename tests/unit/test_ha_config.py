@@ -59,6 +59,7 @@ def test_defaults_and_relative_files(tmp_path: Path) -> None:
         ("ha:\n  cert_file: /etc/hostname\n", "key_file"),
         ("ha:\n  user: syncd\n", "password_file"),
         ("ha:\n  ca_file: missing.pem\n", "ca_file"),
+        ("ha:\n  cert_file: /etc/hostname\n  key_file: missing.key\n", "key_file"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(tmp_path: Path, ha: str, field: str) -> None:
