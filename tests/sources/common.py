@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from syncd.core.contracts import RawRecord, validate
@@ -43,3 +44,30 @@ VMS_MAPPING: dict[str, Any] = {
 
 def checked(records: list[RawRecord]) -> tuple[list[Contract], list[InvalidRecord]]:
     return validate(records, POLICY)
+
+
+ONE_TARGET = """\
+roles:
+  developer:
+    corp-ldap: [cn=developers,ou=groups,dc=example,dc=test]
+  ops:
+    corp-ldap: [cn=ops,ou=groups,dc=example,dc=test]
+targets:
+  corp-ldap:
+    type: ldap
+    urls: ldaps://ldap.example.test:636
+    bind_user: cn=syncd,ou=services,dc=example,dc=test
+    base_dn: ou=contractors,dc=example,dc=test
+    password_file: {password}
+"""
+
+
+def config_file(folder: Path, sources: str, more: str = "") -> Path:
+    """``folder``/syncd.yaml: ``sources`` (YAML text, a ``source:`` or ``sources:``
+    section) on its first lines, so that their line numbers are the file's, then one LDAP
+    target with its roles, then ``more`` (e.g. audit: and daemon: sections)."""
+    password = folder / "pw"
+    password.write_text("x")
+    path = folder / "syncd.yaml"
+    path.write_text(sources.rstrip("\n") + "\n" + ONE_TARGET.format(password=password) + more)
+    return path

@@ -10,20 +10,8 @@ import pytest
 from syncd.config import load_config
 from syncd.engine import read_source
 from syncd.errors import ConfigError, SourceError
+from tests.sources.common import config_file
 
-CONFIG = """\
-{sources}
-roles:
-  developer:
-    corp-ldap: [cn=developers,ou=groups,dc=example,dc=test]
-targets:
-  corp-ldap:
-    type: ldap
-    urls: ldaps://ldap.example.test:636
-    bind_user: cn=syncd,ou=services,dc=example,dc=test
-    base_dn: ou=contractors,dc=example,dc=test
-    password_file: pw
-"""
 SOURCES = """\
 sources:
   - name: hr-file
@@ -41,7 +29,6 @@ def contract_row(cid: str, n: int) -> tuple[str, ...]:
 
 
 def setup(tmp_path: Path, rows: list[tuple[str, ...]], text: str = SOURCES) -> Path:
-    (tmp_path / "pw").write_text("x")
     db = tmp_path / "hr.db"
     with sqlite3.connect(db) as conn:
         conn.execute(
@@ -52,9 +39,7 @@ def setup(tmp_path: Path, rows: list[tuple[str, ...]], text: str = SOURCES) -> P
     (tmp_path / "contracts.csv").write_text(
         HEADER + "".join(",".join(contract_row(c, n)) + "\n" for n, c in enumerate(["F-1", "X-1"]))
     )
-    path = tmp_path / "syncd.yaml"
-    path.write_text(CONFIG.format(sources=text.format(db=db)))
-    return path
+    return config_file(tmp_path, text.format(db=db))
 
 
 def test_a_contract_id_in_two_sources_is_invalid_in_both_naming_them(tmp_path: Path) -> None:

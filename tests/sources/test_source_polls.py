@@ -18,29 +18,12 @@ from syncd.sources.polls import Polls
 from syncd.state import StateDir
 from syncd.watch import SourceWatch
 from tests.servers.faultapi import FaultApi, serving
-from tests.sources.common import VMS_MAPPING, vms_item
-
-ROLES = {"developer": {"corp": ["cn=devs,dc=example,dc=test"]}, "ops": {"corp": ["cn=ops"]}}
+from tests.sources.common import VMS_MAPPING, config_file, vms_item
 
 
 def config_with(folder: Path, source: dict[str, Any]) -> Config:
-    config = {
-        "source": source,
-        "roles": ROLES,
-        "targets": {
-            "corp": {
-                "type": "ldap",
-                "urls": "ldaps://127.0.0.1:1",
-                "bind_user": "cn=syncd,dc=example,dc=test",
-                "base_dn": "ou=people,dc=example,dc=test",
-                "password_env": "SYNCD_TEST_BIND_PASSWORD",
-            }
-        },
-        "audit": {"path": "audit.jsonl"},
-        "daemon": {"state_dir": "state"},
-    }
-    (folder / "syncd.yaml").write_text(yaml.safe_dump(config))
-    return load_config(folder / "syncd.yaml")
+    daemon = "audit:\n  path: audit.jsonl\ndaemon:\n  state_dir: state\n"
+    return load_config(config_file(folder, yaml.safe_dump({"source": source}), daemon))
 
 
 class Clock:

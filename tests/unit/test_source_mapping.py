@@ -10,7 +10,7 @@ import pytest
 from syncd.config import FileSource, HttpSource, SqlSource, load_config
 from syncd.errors import ConfigError
 from syncd.sources.mapping import Mapper
-from tests.sources.common import VMS_MAPPING, checked, vms_item
+from tests.sources.common import VMS_MAPPING, checked, config_file, vms_item
 
 
 def test_a_source_without_mapping_passes_its_items_on_untouched() -> None:
@@ -48,38 +48,17 @@ def test_roles_from_a_delimited_string_or_a_list(
     assert Mapper(source)({"roles": value}, "row 1").fields["roles"] == expected
 
 
-def _config(tmp_path: Path, source: str) -> str:
-    password = tmp_path / "pw"
-    password.write_text("x")
-    text = f"""\
-{source}
-roles:
-  developer:
-    corp-ldap: [cn=developers,ou=groups,dc=example,dc=test]
-targets:
-  corp-ldap:
-    type: ldap
-    urls: ldaps://ldap.example.test:636
-    bind_user: cn=syncd,ou=services,dc=example,dc=test
-    base_dn: ou=contractors,dc=example,dc=test
-    password_file: {password}
-"""
-    path = tmp_path / "syncd.yaml"
-    path.write_text(text)
-    return str(path)
-
-
 def test_an_http_source_over_plaintext_needs_allow_plaintext(tmp_path: Path) -> None:
     source = "source:\n  type: http\n  url: http://vms.example.test/api\n  status_map: {X: gone}"
     with pytest.raises(ConfigError) as err:
-        load_config(Path(_config(tmp_path, source)))
+        load_config(config_file(tmp_path, source))
     text = str(err.value)
     assert "syncd.yaml:3 source.url: the records would cross the network unencrypted" in text
     assert "source.status_map.X: 'gone' is not a contract status" in text
 
 
 def test_a_source_without_type_is_a_file(tmp_path: Path) -> None:
-    config = load_config(Path(_config(tmp_path, "source:\n  path: c.yaml")))
+    config = load_config(config_file(tmp_path, "source:\n  path: c.yaml"))
     assert isinstance(config.source, FileSource)
     assert config.source.path == tmp_path / "c.yaml"
 
@@ -87,7 +66,7 @@ def test_a_source_without_type_is_a_file(tmp_path: Path) -> None:
 def test_a_database_url_with_a_password_belongs_in_a_file(tmp_path: Path) -> None:
     source = "source:\n  type: sql\n  url: postgresql://syncd:hunter2@db/hr\n  query: SELECT 1"
     with pytest.raises(ConfigError, match="the URL carries a password") as err:
-        load_config(Path(_config(tmp_path, source)))
+        load_config(config_file(tmp_path, source))
     assert "hunter2" not in str(err.value)
     plain = "source:\n  type: sql\n  url: sqlite:////srv/hr.db\n  query: SELECT 1"
-    assert isinstance(load_config(Path(_config(tmp_path, plain))).source, SqlSource)
+    assert isinstance(load_config(config_file(tmp_path, plain)).source, SqlSource)

@@ -20,6 +20,7 @@ from syncd import watch
 from syncd.config import Config, load_config
 from syncd.state import StateDir
 from syncd.watch import WATCH_EVERY, Reading, SourceWatch
+from tests.sources.common import config_file
 
 
 def people(count: int) -> list[dict[str, Any]]:
@@ -55,22 +56,9 @@ class Bench:
     def __init__(self, folder: Path, debounce: str) -> None:
         self.folder = folder
         self.path = folder / "contracts.yaml"
-        config = {
-            "source": {"type": "file", "path": "contracts.yaml"},
-            "roles": {"developer": {"corp": ["cn=devs,dc=example,dc=test"]}},
-            "targets": {
-                "corp": {
-                    "type": "ldap",
-                    "urls": "ldaps://127.0.0.1:1",
-                    "bind_user": "cn=syncd,dc=example,dc=test",
-                    "base_dn": "ou=people,dc=example,dc=test",
-                    "password_env": "SYNCD_TEST_BIND_PASSWORD",
-                }
-            },
-            "audit": {"path": "audit.jsonl"},
-            "daemon": {"state_dir": "state", "source_debounce": debounce},
-        }
-        (folder / "syncd.yaml").write_text(yaml.safe_dump(config))
+        daemon = f"daemon:\n  state_dir: state\n  source_debounce: {debounce}\n"
+        source = "source: {type: file, path: contracts.yaml}"
+        config_file(folder, source, "audit:\n  path: audit.jsonl\n" + daemon)
         self.config: Config = load_config(folder / "syncd.yaml")
         self.state = StateDir(self.config.daemon.state_dir)
         self.watch = SourceWatch(self.state)
