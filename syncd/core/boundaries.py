@@ -11,11 +11,14 @@ which wait for ``delete_after``, come due at other times: the poll handles them)
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 
 from syncd.core.desired import effective_end, grant_time, may_grant
-from syncd.core.model import Contract
+from syncd.core.model import Contract, Status
 from syncd.core.policy import Policy
 
 
@@ -49,6 +52,66 @@ def changing(
     return frozenset(keys)
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """Every instant at which some person's access changes (a grant time, an effective
+    end), in order, with whose: what ``changing`` and ``next_boundary`` scan the
+    contracts for, made once (by the daemon, for each full cycle's contracts) and then
+    asked at each boundary by bisection. At 100,000 contracts the two scans took
+    0.3 s a boundary. A termination without a date has no end here: it ended when it
+    was read (``effective_end`` puts it at the moment asked, never after it)."""
+
+    times: tuple[datetime, ...]
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, contracts: Iterable[Contract], policy: Policy) -> Timeline:
+        moments: list[tuple[datetime, str]] = []
+        for contract in contracts:
+            if not may_grant(contract, policy):
+                continue
+            moments.append((grant_time(contract, policy), contract.person))
+            if contract.status is not Status.TERMINATED:
+                moments.append((contract.end, contract.person))
+            elif contract.terminated_at is not None:
+                moments.append((min(contract.end, contract.terminated_at), contract.person))
+        moments.sort(key=itemgetter(0))
+        return cls(tuple(m[0] for m in moments), tuple(m[1] for m in moments))
+
+    def changing(
+        self, after: datetime, upto: datetime, graces: Mapping[str, datetime]
+    ) -> frozenset[str]:
+        """As ``changing`` of the contracts this was made of."""
+        keys = {key for key, end in graces.items() if after < end <= upto}
+        first, last = bisect_right(self.times, after), bisect_right(self.times, upto)
+        keys.update(self.keys[first:last])
+        return frozenset(keys)
+
+    def next(self, now: datetime) -> datetime | None:
+        """As ``next_boundary`` of the contracts this was made of."""
+        index = bisect_right(self.times, now)
+        return self.times[index] if index < len(self.times) else None
+
+    def vanguard(
+        self,
+        keys: frozenset[str],
+        span: tuple[datetime, datetime],
+        graces: Mapping[str, datetime],
+        size: int,
+    ) -> list[frozenset[str]]:
+        """As ``vanguard`` of the contracts this was made of, for ``keys`` from
+        ``changing`` over ``span`` (after, upto]."""
+        if len(keys) <= 2 * size:
+            return [keys] if keys else []
+        after, upto = span
+        due = {key: end for key, end in graces.items() if key in keys}
+        first, last = bisect_right(self.times, after), bisect_right(self.times, upto)
+        for moment, key in zip(self.times[first:last], self.keys[first:last], strict=True):
+            if key in keys and (key not in due or moment < due[key]):
+                due[key] = moment
+        return _split(keys, due, after, size)
+
+
 def vanguard(
     contracts: Iterable[Contract],
     policy: Policy,
@@ -71,6 +134,13 @@ def vanguard(
         for moment in (grant_time(contract, policy), effective_end(contract, after)):
             if after < moment:
                 due[contract.person] = min(due.get(contract.person, moment), moment)
+    return _split(keys, due, after, size)
+
+
+def _split(
+    keys: frozenset[str], due: Mapping[str, datetime], after: datetime, size: int
+) -> list[frozenset[str]]:
+    """The ``size`` keys due first (by key when due alike), then all of them."""
     ordered = sorted(keys, key=lambda key: (due.get(key, after), key))
     return [frozenset(ordered[:size]), keys]
 

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd import targeted
-from syncd.core.boundaries import changing, grace_ends, next_grace_end, vanguard
-from syncd.core.desired import resolve
+from syncd.core.boundaries import Timeline, changing, grace_ends, next_grace_end, vanguard
+from syncd.core.desired import next_boundary, resolve
 from syncd.core.model import ActionKind, Cause, Contract, Observed, TargetPlan
 from syncd.core.plan import plan_with_waits
 from syncd.core.policy import Policy
@@ -119,6 +119,35 @@ def test_nobody_whose_state_changes_is_left_out(world: World, steps: int, grace:
     keys = changing(world.contracts, world.policy, after, NOW, graces)
     acted = {a.person for a in now.plan.actions if a.kind is not ActionKind.DELETE}
     assert acted <= keys
+
+
+@SETTINGS
+@given(
+    worlds(limits=True, crowd=4),
+    st.integers(min_value=-12, max_value=12),
+    st.integers(min_value=0, max_value=12),
+    st.integers(min_value=0, max_value=3),
+    st.booleans(),
+)
+def test_the_timeline_answers_as_the_scans_of_the_contracts(
+    world: World, back: int, width: int, size: int, grace: bool
+) -> None:
+    """What a boundary asks the timeline made at the full cycle (by bisection) is what
+    scanning every contract says: who changes, the next boundary, a burst's vanguard."""
+    after = NOW - _six_hours(back)
+    upto = after + _six_hours(width)
+    people = sorted({c.person for c in world.contracts})
+    graces = {"gone@vendor.test": after + _six_hours(1)} if grace else {}
+    if grace and people:
+        graces[people[0]] = upto
+    timeline = Timeline.of(world.contracts, world.policy)
+    keys = changing(world.contracts, world.policy, after, upto, graces)
+    assert timeline.changing(after, upto, graces) == keys
+    for at in (after, upto, NOW):
+        assert timeline.next(at) == next_boundary(world.contracts, world.policy, at)
+    assert timeline.vanguard(keys, (after, upto), graces, size) == vanguard(
+        world.contracts, world.policy, keys, after, graces, size
+    )
 
 
 def test_grace_ends_and_the_next_one() -> None:
