@@ -144,15 +144,18 @@ class _Run:
             self.audit.intent(action, self.correlation)
         self.audit.sync()
         groups = sorted({a.group for a in chunk if a.group})
-        self._read_before(chunk[0].kind, groups)
+        # Groups whose other members no whole read has shown this cycle (a targeted
+        # one) are asked for the chunk's members alone, where the target can.
+        by_value = not any(g in self.others for g in groups)
+        self._read_before(chunk, groups, by_value)
         answers: list[Outcome] = []
         try:
             self.target.apply(chunk, answers.append)
         except TemporaryError as exc:
             self.report.unavailable = f"target {self.target.name} unavailable: {exc}"
             log.error("%s", self.report.unavailable, extra=self._context())
-        kind = chunk[0].kind
-        read = None if self.report.unavailable else self._read_after(kind, answers, groups)
+        asked = (chunk[0].kind, answers, groups, by_value)
+        read = None if self.report.unavailable else self._read_after(*asked)
         for outcome in answers:
             self._record(verified(outcome, read) if read is not None else outcome)
         answered = {id(o.action) for o in answers}
@@ -163,21 +166,24 @@ class _Run:
         if read is not None:
             self._collateral(read, groups)
 
-    def _read_before(self, kind: ActionKind, groups: list[str]) -> None:
-        """The members outside the managed scope of groups not read yet this cycle."""
+    def _read_before(self, chunk: list[Action], groups: list[str], by_value: bool) -> None:
+        """The members outside the managed scope of groups not read yet this cycle (none
+        when the target reads the chunk's members alone: no other member is judged)."""
         unseen = [g for g in groups if g not in self.others]
         if not unseen:
             return
+        members = [a.ref for a in chunk if a.ref] if by_value else []
         try:
-            self.others.update(self.target.read_back(kind, [], unseen).others)
+            self.others.update(self.target.read_back(chunk[0].kind, [], unseen, members).others)
         except TargetError as exc:
             log.warning("%s: groups not read before the change: %s", self.target.name, exc)
 
     def _read_after(
-        self, kind: ActionKind, answers: list[Outcome], groups: list[str]
+        self, kind: ActionKind, answers: list[Outcome], groups: list[str], by_value: bool
     ) -> ReadBack | None:
         """What the target holds now: the groups of a membership chunk (that is where
-        memberships are judged), or the accounts it answered success for."""
+        memberships are judged; ``by_value``: asked for the chunk's members alone), or
+        the accounts it answered success for."""
         wanted = [
             (o.action.person, o.ref or o.action.ref)
             for o in answers
@@ -185,8 +191,9 @@ class _Run:
         ]
         if kind not in CHECKED or not (wanted or groups):
             return None
+        members = [ref for o in answers if (ref := o.ref or o.action.ref)] if by_value else []
         try:
-            return self.target.read_back(kind, wanted, groups)
+            return self.target.read_back(kind, wanted, groups, members)
         except TargetError as exc:
             log.warning(
                 "%s: changes not verified, the read-back failed: %s",

@@ -73,12 +73,18 @@ class Target(Protocol):
         target stays unreachable after retries: the caller stops sending to it."""
 
     def read_back(
-        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+        self,
+        kind: ActionKind,
+        accounts: Sequence[tuple[str, str | None]],
+        groups: Sequence[str],
+        members: Sequence[str] = (),
     ) -> ReadBack:
         """What the target holds now, to verify writes of ``kind``: the ``accounts``
         ((person key, reference) pairs; the reference is None when unknown), read for
         what ``kind`` changes (credentials only for a revoke, say), and the managed and
-        other members of ``groups``.
+        other members of ``groups``. ``members``: the references of the accounts whose
+        membership of ``groups`` was written; a target that can ask a group for just
+        those may, and then leaves the group's other members out of the answer.
 
         A bounded number of requests: batched filters or base reads, never one round
         trip per account where a batch is possible. Raises ``TargetError`` when the

@@ -162,7 +162,11 @@ class MemoryTarget:
         return Outcome(action, True, "", account.ref)
 
     def read_back(
-        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+        self,
+        kind: ActionKind,
+        accounts: Sequence[tuple[str, str | None]],
+        groups: Sequence[str],
+        members: Sequence[str] = (),  # read the groups whole all the same
     ) -> ReadBack:
         """The accounts (person key, reference) and groups asked for, as held now."""
         self.reads.append((len(accounts), len(groups)))
@@ -171,9 +175,9 @@ class MemoryTarget:
             held = {g: frozenset(self.groups[g]) for g in groups if g in self.groups}
         found = {key: now.get(key) for key, _ref in accounts}
         evidence = {key: {"enabled": (str(a.enabled).lower(),)} for key, a in found.items() if a}
-        members = {g: frozenset(k for k in keys if k in self.accounts) for g, keys in held.items()}
-        others = {g: keys - members[g] for g, keys in held.items()}
-        return ReadBack(found, evidence, members, others)
+        managed = {g: frozenset(k for k in keys if k in self.accounts) for g, keys in held.items()}
+        others = {g: keys - managed[g] for g, keys in held.items()}
+        return ReadBack(found, evidence, managed, others)
 
     def check(self) -> list[str]:
         return []

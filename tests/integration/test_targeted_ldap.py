@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from syncd.config import load_config
+from syncd.core.model import ActionKind
 from syncd.engine import open_target
 from syncd.targets.directory.matched import MATCHED_VALUES
 from syncd.targets.ldap.target import LdapDirectory
@@ -25,6 +26,7 @@ from tests.labs.ldap import GROUPS, SUFFIX, Lab, dn_of
 
 __all__ = ["daemon"]  # the fixture, shared with tests.integration.test_daemon
 LOCK = "pwdaccountlockedtime"
+REMOVE = ActionKind.REMOVE_MEMBER
 
 
 def targeted(lab: Lab) -> list[dict[str, object]]:
@@ -81,6 +83,33 @@ def test_observe_people_asks_the_groups_only_for_those_people(lab: Lab) -> None:
     assert some.others == {}
     assert whole.accounts == some.accounts
     assert outsider.lower() in whole.others[GROUPS["developers"]]
+
+
+def test_a_membership_write_is_read_back_for_its_members_alone(lab: Lab) -> None:
+    """Where the control is offered, a read-back given the members written asks the
+    groups for those alone: the managed members among them, and no others (a group of
+    100,000 read whole twice per write made every boundary take seconds). Without
+    ``members`` the groups are read whole, their other members with them."""
+    lab.contracts(*[contract(f"C-{i}", "Per", f"Son{i}", ["developer"], day(-1), day(9))
+                    for i in range(4)])  # fmt: skip
+    assert lab.syncd("sync").code == 0
+    outsider = lab.add_account("pat", None, parent=f"ou=people,{SUFFIX}", groups=("developers",))
+    target = open_target(load_config(lab.config_path), "corp")
+    assert isinstance(target, LdapDirectory)
+    devs, ops = GROUPS["developers"], GROUPS["ops"]
+    try:
+        target.observe_people({"per.son1@vendor.example", "per.son2@vendor.example"})
+        written = [dn_of("per.son1"), dn_of("per.son2").upper()]  # DN matching, not bytes
+        read = target.read_back(REMOVE, [], [devs, ops], written)
+        whole = target.read_back(REMOVE, [], [devs, ops])
+    finally:
+        target.close()
+    assert read.members == {devs: {"per.son1@vendor.example", "per.son2@vendor.example"},
+                            ops: frozenset()}  # fmt: skip
+    assert read.others == {}
+    assert whole.members == read.members
+    assert outsider.lower() in whole.others[devs]
+    assert dn_of("per.son0").lower() in whole.others[devs]  # not observed: not managed here
 
 
 def test_a_boundary_while_another_contract_changes_in_the_source(

@@ -271,7 +271,7 @@ def test_the_observation_is_the_picture_of_a_group_before_the_writes(tmp_path: P
 
 def test_a_failed_read_back_leaves_outcomes_as_answered_and_unverified(tmp_path: Path) -> None:
     class Unreadable(MemoryTarget):
-        def read_back(self, kind: Any, accounts: Any, groups: Any) -> Any:
+        def read_back(self, kind: Any, *asked: Any) -> Any:
             raise PermanentError("mem: read refused")
 
     target = Unreadable("mem")

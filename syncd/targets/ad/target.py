@@ -86,7 +86,11 @@ class AdDirectory:
         return self.reader.observe_people(keys)
 
     def read_back(
-        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+        self,
+        kind: ActionKind,
+        accounts: Sequence[tuple[str, str | None]],
+        groups: Sequence[str],
+        members: Sequence[str] = (),  # read the groups whole all the same
     ) -> ReadBack:
         """The accounts (person key, DN) and groups asked for, as held now: a search per
         managed OU per 100 keys, one base read per group."""

@@ -173,12 +173,11 @@ class LdapDirectory:
         self._usable()
         return self.reader.observe_people(keys)
 
-    def read_back(
-        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
-    ) -> ReadBack:
-        """The accounts (person key, DN) and groups asked for, as held now: a search per
-        100 keys (plus one per credential attribute for a revoke), a base read per group."""
-        return self.reader.read_back(kind, accounts, groups)
+    def read_back(self, kind: ActionKind, *asked: Sequence[Any]) -> ReadBack:
+        """As ``LdapReader.read_back``: a search per 100 keys (and one per credential
+        attribute for a revoke), a base read per group (for ``members`` alone where the
+        server offers the matched values control)."""
+        return self.reader.read_back(kind, *asked)
 
     def find_conflicts(self, wanted: Sequence[tuple[str, str]]) -> dict[str, Conflict]:
         """Entries under ``conflict_base`` that hold a wanted username or person key."""

@@ -227,7 +227,11 @@ class ScimDirectory:
             Writer(self.name, self.session, known, self.sponsors).users(actions, report)
 
     def read_back(
-        self, kind: ActionKind, accounts: Sequence[tuple[str, str | None]], groups: Sequence[str]
+        self,
+        kind: ActionKind,
+        accounts: Sequence[tuple[str, str | None]],
+        groups: Sequence[str],
+        members: Sequence[str] = (),  # read the groups whole all the same
     ) -> ReadBack:
         """The users ((person key, SCIM id) pairs) and configured groups as the server
         holds them now (``targets.scim.readback``): OR filters of about ninety users a
