@@ -215,6 +215,7 @@ def plan_targeted(
     expiries_only: bool = False,
     absent_since: Mapping[str, datetime] | None = None,
     allow_mass_change: bool = False,
+    contracts_of: Callable[[frozenset[str]], list[Contract]] | None = None,
 ) -> CyclePlan:
     """A targeted cycle at a boundary: observe (``Target.observe_people``) and plan
     only the people ``keys`` names, those whose state changes at this instant
@@ -225,9 +226,14 @@ def plan_targeted(
     usernames held by people outside ``keys`` are left to the target's conflict
     look-up (``find_conflicts``). The record of absences is kept as it is: only a full
     cycle sees who is absent. ``syncd explain`` plans one person so, with
-    ``allow_mass_change``: safety limits are judged over a whole cycle, not one person."""
+    ``allow_mass_change``: safety limits are judged over a whole cycle, not one person.
+    ``contracts_of``: the contracts of some people, in source order (by default, a scan
+    of ``source.contracts``)."""
     previous = dict(absent_since or {})
-    mine = [c for c in source.contracts if c.person in keys]
+    if contracts_of is not None:  # the caller's index, made once for many cycles
+        mine = contracts_of(keys)
+    else:
+        mine = [c for c in source.contracts if c.person in keys]
     people = resolve(mine, config.core_policy(), now)
     cycle = CyclePlan(now, mine, [], people, targeted=keys, absent_since=previous)
     protected = frozenset(r.person for r in source.invalid if r.person in keys)

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
+from operator import itemgetter
 
 from syncd.config import Config
 from syncd.core.boundaries import Timeline, grace_ends, next_grace_end
-from syncd.core.model import ActionKind
+from syncd.core.model import ActionKind, Contract
 from syncd.core.policy import Policy
 from syncd.engine import CyclePlan, SourceRead, plan_targeted
 from syncd.targets.base import Target
@@ -51,6 +52,19 @@ class Basis:
         """When whose access changes, for the boundaries to ask by bisection (made once:
         0.2 s at 100,000 contracts, where scanning them at every boundary took 0.3 s)."""
         return Timeline.of(self.source.contracts, self.policy)
+
+    @cached_property
+    def _by_person(self) -> dict[str, list[tuple[int, Contract]]]:
+        index: dict[str, list[tuple[int, Contract]]] = {}
+        for position, contract in enumerate(self.source.contracts):
+            index.setdefault(contract.person, []).append((position, contract))
+        return index
+
+    def contracts_of(self, keys: frozenset[str]) -> list[Contract]:
+        """The contracts of the people ``keys``, in source order, by index (a scan of
+        100,000 contracts took 30 ms a boundary)."""
+        found = [held for key in keys for held in self._by_person.get(key, ())]
+        return [contract for _, contract in sorted(found, key=itemgetter(0))]
 
     @property
     def reading(self) -> Reading:
@@ -111,6 +125,7 @@ def plan_boundary(
         basis.managed,
         expiries_only=bool(basis.degraded),
         absent_since=absent_since,
+        contracts_of=basis.contracts_of,
     )
     if lock_only:
         disables = ActionKind.DISABLE

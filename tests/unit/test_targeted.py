@@ -21,7 +21,9 @@ from syncd.core.desired import next_boundary, resolve
 from syncd.core.model import ActionKind, Cause, Contract, Observed, TargetPlan
 from syncd.core.plan import plan_with_waits
 from syncd.core.policy import Policy
+from syncd.engine import SourceRead
 from syncd.errors import TargetError
+from syncd.targeted import Basis
 from syncd.targets import base
 from syncd.watch import Schedule
 from tests.unit.test_daemon import (
@@ -148,6 +150,15 @@ def test_the_timeline_answers_as_the_scans_of_the_contracts(
     assert timeline.vanguard(keys, (after, upto), graces, size) == vanguard(
         world.contracts, world.policy, keys, after, graces, size
     )
+
+
+@SETTINGS
+@given(worlds(crowd=4), st.integers(min_value=0, max_value=255))
+def test_the_basis_gives_a_person_s_contracts_as_a_scan_does(world: World, mask: int) -> None:
+    everyone = sorted({c.person for c in world.contracts})
+    keys = frozenset(bits(mask, everyone)) | {"nobody@vendor.test"}
+    basis = Basis(SourceRead([], world.contracts, []), "", {}, world.policy)
+    assert basis.contracts_of(keys) == [c for c in world.contracts if c.person in keys]
 
 
 def test_grace_ends_and_the_next_one() -> None:
