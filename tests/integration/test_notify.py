@@ -198,6 +198,13 @@ def test_a_hung_mail_server_delays_mail_but_not_a_revocation(bench: Bench) -> No
         silent.stop()
 
 
+def delivered(running: Running, result: str) -> float:
+    sample = running.sample(
+        "syncd_notifications_total", channel="webhook", kind="warning", result=result
+    )
+    return sample or 0
+
+
 def test_a_failed_webhook_is_counted_audited_and_sent_at_the_next_cycle(
     bench: Bench, hook: Hook
 ) -> None:
@@ -207,22 +214,14 @@ def test_a_failed_webhook_is_counted_audited_and_sent_at_the_next_cycle(
     running = bench.started()
     wait_for(lambda: notifications(bench) != [], 10)
     assert hook.received == []
-    assert (
-        running.sample(
-            "syncd_notifications_total", channel="webhook", kind="warning", result="failed"
-        )
-        == 1
-    )
+    # a delivery is recorded in the trail, then counted: wait for the count
+    wait_for(lambda: delivered(running, "failed") == 1, 5)
     before = cycles(running)
     running.controls.request_cycle()
     wait_for(lambda: cycles(running) > before and len(hook.received) == 1, 10)
     wait_for(lambda: len(notifications(bench)) == 2, 5)
-    assert (
-        running.sample(
-            "syncd_notifications_total", channel="webhook", kind="warning", result="sent"
-        )
-        == 1
-    )
+    wait_for(lambda: delivered(running, "sent") == 1, 5)
+    assert delivered(running, "failed") == 1
     running.stop()
     failed, sent = notifications(bench)
     assert (failed["status"], failed["unmapped"]["retry"]) == ("Failure", True)
