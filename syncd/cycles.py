@@ -112,8 +112,7 @@ class Cycles:
         self.schedule.full_seconds = time.monotonic() - started
         self._finished(cycle, run.reports, run.attestations, reading, time.monotonic() - started)
         if self.basis is not None:
-            _ = self.basis.timeline, self.basis.contracts_of(frozenset())  # made now, after
-            # the writes, not at the next boundary
+            self.basis.prepare()  # now, after the writes, not at the next boundary
 
     def _run(
         self, cycle: CyclePlan, audit: AuditWriter, correlation: str, trusted: bool
